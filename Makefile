@@ -1,0 +1,52 @@
+# kubestellar-py: every target sets up what it needs from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SRC := apis pkg cmd
+
+.PHONY: all venv lint typecheck codegen verify-codegen kcp test unit e2e demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11+ is needed)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(SRC) hack test bench
+	$(VENV)/bin/ruff format --check $(SRC) hack test bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy $(SRC)
+
+codegen: $(STAMP)
+	$(PY) hack/codegen.py
+
+verify-codegen: $(STAMP)
+	$(PY) hack/codegen.py --verify
+
+kcp:
+	@hack/kcp.sh path >/dev/null
+
+unit: $(STAMP)
+	$(PY) -m pytest test/unit
+
+e2e: $(STAMP) kcp
+	$(PY) -m pytest test/e2e
+
+# The README's test command: lint, types, generated code, then every test (kcp e2e included).
+test: $(STAMP) lint typecheck verify-codegen kcp
+	$(PY) -m pytest test
+
+bench: $(STAMP) kcp
+	$(PY) -m bench.workqueue
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

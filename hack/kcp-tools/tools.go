@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools pins the binaries that hack/kcp.sh builds.
+package tools
+
+import (
+	_ "github.com/kcp-dev/kcp/cmd/kcp"
+	_ "github.com/kcp-dev/kcp/cmd/kubectl-workspace"
+)
