@@ -1,0 +1,1 @@
+"""kubestellar-py: the controllers and the runtime they are built on."""
