@@ -6,4 +6,5 @@ package tools
 import (
 	_ "github.com/kcp-dev/kcp/cmd/kcp"
 	_ "github.com/kcp-dev/kcp/cmd/kubectl-workspace"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )

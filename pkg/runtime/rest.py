@@ -1,0 +1,297 @@
+"""A small JSON REST client for Kubernetes-style servers, on the official client's transport.
+
+The official ``kubernetes`` package loads kubeconfigs and builds the TLS-configured urllib3 pool
+(``kubernetes.client.rest.RESTClientObject``); its generated API classes, however, know nothing of
+kcp's ``/clusters/<name>`` prefixes or virtual workspaces, and deserialising into its models is the
+CPU hot spot every Python controller hits.  So requests here are plain JSON over that pool:
+
+* a :class:`RestClient` is bound to one URL prefix (a logical cluster, the ``/clusters/*`` wildcard,
+  or an APIExport virtual workspace; :mod:`pkg.runtime.kcp` builds those prefixes);
+* :meth:`RestClient.at` gives a client for another prefix on the same server, sharing the pool and
+  the credentials;
+* a 401 answer makes the client re-read its kubeconfig once and retry (kcp issues a new admin
+  token each time it starts);
+* every create/update/patch/delete is counted by verb and resource (Leases and Events excepted), as
+  spec decision 9 defines "writes".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import urllib3
+from kubernetes.client.rest import RESTClientObject
+
+from pkg.runtime.kubeconfig import Endpoint
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
+
+DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
+_WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_NOT_COUNTED = {"leases", "events"}
+
+
+class ApiError(Exception):
+    """A non-2xx answer, with the server's Status when it sent one."""
+
+    def __init__(self, status: int, method: str, url: str, body: Any) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.body = body if isinstance(body, dict) else {}
+        self.reason: str = str(self.body.get("reason", "")) if self.body else ""
+        message = self.body.get("message") if self.body else None
+        self.message: str = str(message) if message else (str(body)[:300] if body else "")
+        super().__init__(f"{method} {url}: {status} {self.reason} {self.message}".strip())
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def already_exists(self) -> bool:
+        return self.status == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+@dataclass
+class WriteCounter:
+    """Counts writes by (verb, resource); thread-safe."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, verb: str, resource: str) -> None:
+        with self._lock:
+            self.counts[(verb, resource)] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+WRITES = WriteCounter()
+"""The process-wide write counter (benchmarks and tests read it)."""
+
+
+def resource_of(path: str) -> str:
+    """The resource named by an API path: ``.../namespaces/ns/configmaps/x`` -> ``configmaps``."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    # Drop the /clusters/<name> and /services/... prefixes, keep what follows /api/v1 or /apis/g/v.
+    for i, part in enumerate(parts):
+        if part == "api":
+            rest = parts[i + 2 :]
+            break
+        if part == "apis":
+            rest = parts[i + 3 :]
+            break
+    else:
+        return ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    return rest[0].split(":")[0] if rest else "namespaces"
+
+
+class _Transport:
+    """The shared, reloadable part of clients to one server: credentials and connection pool."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._lock = threading.Lock()
+        self.endpoint = endpoint
+        self.pool = RESTClientObject(endpoint.configuration).pool_manager
+        self.generation = 0
+
+    def reload(self, seen_generation: int) -> None:
+        """Re-read the kubeconfig, unless another thread already did since ``seen_generation``."""
+        with self._lock:
+            if self.generation != seen_generation or self.endpoint.source is None:
+                return
+            fresh = self.endpoint.source.load()
+            self.endpoint = fresh
+            self.pool = RESTClientObject(fresh.configuration).pool_manager
+            self.generation += 1
+            log.info("reloaded kubeconfig after 401 server=%s", fresh.server)
+
+    def headers(self) -> dict[str, str]:
+        h = {"Accept": JSON}
+        auth = self.endpoint.authorization()
+        if auth:
+            h["Authorization"] = auth
+        return h
+
+
+class RestClient:
+    """JSON requests under one URL prefix (``prefix`` is a full URL, or a path on the server)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        prefix: str | None = None,
+        *,
+        writes: WriteCounter | None = None,
+        _transport: _Transport | None = None,
+    ) -> None:
+        self._t = _transport or _Transport(endpoint)
+        split = urlsplit(endpoint.server)
+        self.origin = f"{split.scheme}://{split.netloc}"
+        if prefix is None:
+            prefix = endpoint.server
+        self.prefix = (prefix if "://" in prefix else self.origin + prefix).rstrip("/")
+        self.writes = writes if writes is not None else WRITES
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._t.endpoint
+
+    def at(self, prefix: str) -> RestClient:
+        """A client for another prefix (full URL or server path) sharing this one's transport."""
+        return RestClient(self._t.endpoint, prefix, writes=self.writes, _transport=self._t)
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        url = self.prefix + path
+        if params:
+            clean = {k: _param(v) for k, v in params.items() if v is not None}
+            if clean:
+                url += "?" + urlencode(clean)
+        return url
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        timeout: urllib3.Timeout | float | None = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON answer; raise :class:`ApiError` on non-2xx."""
+        url = self.url(path, params)
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        for attempt in (0, 1):
+            generation = self._t.generation
+            headers = self._t.headers()
+            if data is not None:
+                headers["Content-Type"] = content_type
+            resp = self._t.pool.request(
+                method,
+                url,
+                body=data,
+                headers=headers,
+                timeout=timeout or DEFAULT_TIMEOUT,
+                preload_content=True,
+                retries=False,
+            )
+            if resp.status == 401 and attempt == 0 and self._t.endpoint.source is not None:
+                self._t.reload(generation)
+                continue
+            break
+        if method in _WRITE_VERBS and resp.status < 500:
+            resource = resource_of(path)
+            if resource not in _NOT_COUNTED:
+                self.writes.add(_WRITE_VERBS[method], resource)
+        decoded = _decode(resp.data)
+        if resp.status >= 300:
+            raise ApiError(resp.status, method, url, decoded)
+        return decoded
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def create(self, path: str, body: Any, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("POST", path, body=body, params=params)
+
+    def update(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, body=body)
+
+    def patch(self, path: str, body: Any, content_type: str = MERGE_PATCH, **params: Any) -> Any:
+        return self.request("PATCH", path, body=body, content_type=content_type, params=params)
+
+    def apply(self, path: str, body: Any, field_manager: str, force: bool = True) -> Any:
+        """Server-side apply (``body`` is JSON, which is valid YAML)."""
+        return self.request(
+            "PATCH",
+            path,
+            body=body,
+            content_type=APPLY_PATCH,
+            params={"fieldManager": field_manager, "force": force},
+        )
+
+    def delete(self, path: str, body: Any = None) -> Any:
+        return self.request("DELETE", path, body=body)
+
+    def stream(self, path: str, params: Mapping[str, Any], read_timeout: float) -> Iterator[dict[str, Any]]:
+        """GET a watch stream and yield its events as decoded JSON, one per line.
+
+        The read timeout bounds the silence between two lines, so a stalled stream ends with
+        ``urllib3`` raising a timeout instead of hanging.  Closing the generator closes the socket.
+        """
+        url = self.url(path, params)
+        generation = self._t.generation
+        resp = self._t.pool.request(
+            "GET",
+            url,
+            headers=self._t.headers(),
+            timeout=urllib3.Timeout(connect=10.0, read=read_timeout),
+            preload_content=False,
+            retries=False,
+        )
+        try:
+            if resp.status == 401 and self._t.endpoint.source is not None:
+                self._t.reload(generation)
+            if resp.status >= 300:
+                raise ApiError(resp.status, "GET", url, _decode(resp.read()))
+            buf = b""
+            for chunk in resp.stream(64 * 1024, decode_content=True):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+            if buf.strip():
+                yield json.loads(buf)
+        finally:
+            resp.close()
+            resp.release_conn()
+
+
+def _param(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _decode(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
