@@ -1,0 +1,1 @@
+"""The KubeStellar API groups, as generated pydantic models (see hack/codegen.py)."""

@@ -1,0 +1,1 @@
+"""The edge.kubestellar.io API group."""
