@@ -28,9 +28,11 @@ typecheck: $(STAMP)
 
 codegen: $(STAMP)
 	$(PY) hack/codegen.py
+	$(PY) hack/gen_kube_exports.py
 
 verify-codegen: $(STAMP)
 	$(PY) hack/codegen.py --verify
+	$(PY) hack/gen_kube_exports.py --verify
 
 kcp:
 	@hack/kcp.sh path >/dev/null

@@ -78,8 +78,9 @@ class Endpoint:
     source: KubeconfigSource | None = None
 
     def authorization(self) -> str | None:
-        value = self.configuration.get_api_key_with_prefix("authorization")
-        return str(value) if value else None
+        """The Authorization header value, from the configuration's auth settings."""
+        setting = self.configuration.auth_settings().get("BearerToken")
+        return str(setting["value"]) if setting and setting.get("value") else None
 
 
 def _named(items: Any, name: str, what: str, path: str) -> dict[str, Any]:
