@@ -158,31 +158,38 @@ OBJECT_META: dict[str, Any] = {
     },
 }
 
-# datamodel-code-generator options (see the module docstring of the generated file and the
-# project README for why each is set).
+# datamodel-code-generator options, all explicit so that a new dmcg default changes nothing.
 DMCG_OPTIONS: dict[str, Any] = {
+    # One OpenAPI 3.0 document holds every kind, so shared types (LabelSelector, UpsyncSet) are
+    # one class; 3.0 is the dialect of CRD schemas.
     "input_file_type": "openapi",
     "output_model_type": "pydantic_v2.BaseModel",
     "target_python_version": "3.11",
-    "target_pydantic_version": "2",
+    "target_pydantic_version": "2",  # populate_by_name, understood by every pydantic 2
+    # api_version = Field(alias="apiVersion"): Python names, JSON names on the wire.
     "snake_case_field": True,
-    "use_annotated": True,
+    "use_annotated": True,  # will be dmcg's default for pydantic 2; implies field_constraints
     "field_constraints": True,
     "use_standard_collections": True,
     "use_union_operator": True,
+    # Literal["True", "False", "Unknown"] rather than Enum classes: values dump as themselves.
     "enum_field_as_literal": "all",
+    # As the apiserver: "yes" is no bool, 1 is no string (the YAML 1.1 pitfall of example1).
     "strict_types": ["str", "int", "bool"],
-    "output_datetime_class": "AwareDatetime",
-    "use_schema_description": True,
-    "use_field_description": True,
+    "output_datetime_class": "AwareDatetime",  # Kubernetes times always carry a zone
+    "use_schema_description": True,  # class docstrings
+    "use_field_description": True,  # field docstrings, not Field(description=...)
     "use_default_kwarg": True,
+    # A field with a default (apiVersion, kind, unschedulable) is not Optional.
     "strict_nullable": True,
+    # Constrained scalars (LabelValue, Quantity) as type aliases, not RootModel wrappers.
     "use_type_alias": True,
-    "disable_timestamp": True,
+    "disable_timestamp": True,  # deterministic output
     "allow_remote_refs": False,
-    "formatters": ["builtin"],
+    "formatters": ["builtin"],  # ruff runs afterwards with the project's settings
     "base_class": f"{MODELS_PACKAGE}._base.KubeModel",
-    "custom_file_header": PY_HEADER,
+    "custom_file_header": PY_HEADER
+    + f'\n"""Pydantic models of {GROUP}/{VERSION}, generated from config/crds; see __init__.py."""',
 }
 
 BASE_MODULE = f'''{PY_HEADER}
