@@ -12,9 +12,14 @@ import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 REGISTRY = CollectorRegistry()
+# Process (RSS, CPU seconds, open fds), Python GC and platform metrics, as controller-runtime's
+# registry carries Go's process and runtime collectors.
+ProcessCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 F = TypeVar("F")
 

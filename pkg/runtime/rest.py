@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -99,6 +99,19 @@ class WriteCounter:
 
 WRITES = WriteCounter()
 """The process-wide write counter (benchmarks and tests read it)."""
+
+
+class FencedError(Exception):
+    """A write was refused locally: this process is not (or no longer surely) the leader."""
+
+
+_write_guard: Callable[[], bool] | None = None
+
+
+def set_write_guard(guard: Callable[[], bool] | None) -> None:
+    """Refuse every write but Lease writes while ``guard()`` is false (the leader-election fence)."""
+    global _write_guard
+    _write_guard = guard
 
 
 def resource_of(path: str) -> str:
@@ -194,6 +207,9 @@ class RestClient:
     ) -> Any:
         """Send one request and return the decoded JSON answer; raise :class:`ApiError` on non-2xx."""
         url = self.url(path, params)
+        guard = _write_guard
+        if guard is not None and method in _WRITE_VERBS and resource_of(path) != "leases" and not guard():
+            raise FencedError(f"{method} {url} refused: this process does not hold the leader lease")
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         for attempt in (0, 1):
             generation = self._t.generation

@@ -123,8 +123,6 @@ def test_wmw_serves_kube_types_and_crds(kcp_server: KcpServer, initialized: Rest
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
             "metadata": {"name": "d"},
             "spec": {"selector": {"matchLabels": labels}, "template": pod},
         },

@@ -1,0 +1,136 @@
+"""Leader election on a real Lease, and the Manager's probes and metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from typing import Any
+
+from pkg.runtime import kcp
+from pkg.runtime.leaderelection import LeaderElectionConfig, LeaderElector
+from pkg.runtime.manager import Manager
+from pkg.runtime.rest import RestClient
+
+FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.4}
+
+
+class _Candidate:
+    def __init__(self, client: RestClient, identity: str, lease: str, **kw: Any) -> None:
+        self.elector = LeaderElector(client, LeaderElectionConfig(lease, identity=identity, **{**FAST, **kw}))
+        self.stop = threading.Event()
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self.elector.run, args=(self.stop, self.started.set, self.stopped.set), daemon=True
+        )
+        self.thread.start()
+
+
+def test_two_candidates_elect_one_and_fail_over(initialized: RestClient, wmw: str) -> None:
+    c = kcp.cluster(initialized, wmw)
+    a = _Candidate(c, "a", "lease1", release_on_cancel=False)
+    b = _Candidate(c, "b", "lease1", release_on_cancel=False)
+    kcp.wait_for("a leader", lambda: a.started.is_set() or b.started.is_set(), 20)
+    time.sleep(FAST["lease_duration"] + 1)  # long enough for a wrong second leader to appear
+    assert a.started.is_set() != b.started.is_set()
+    leader, follower = (a, b) if a.started.is_set() else (b, a)
+    assert leader.elector.valid() and not follower.elector.is_leader()
+    lease = c.get("/apis/coordination.k8s.io/v1/namespaces/default/leases/lease1")
+    assert lease["spec"]["holderIdentity"] == leader.elector.config.identity
+
+    # The leader dies without releasing: the follower takes over within the lease duration.
+    gone = time.monotonic()
+    leader.stop.set()
+    leader.thread.join(5)
+    assert leader.stopped.is_set() and not leader.elector.valid()
+    kcp.wait_for("the follower to lead", follower.started.is_set, 15)
+    took = time.monotonic() - gone
+    assert took < FAST["lease_duration"] + 2 * FAST["retry_period"] * 1.2 + 1.0, took
+    lease = c.get("/apis/coordination.k8s.io/v1/namespaces/default/leases/lease1")
+    assert lease["spec"]["holderIdentity"] == follower.elector.config.identity
+    assert lease["spec"]["leaseTransitions"] >= 1
+    follower.stop.set()
+    follower.thread.join(5)
+
+
+def test_release_lets_successor_lead_at_once(initialized: RestClient, wmw: str) -> None:
+    c = kcp.cluster(initialized, wmw)
+    a = _Candidate(c, "a", "lease2", lease_duration=30.0, renew_deadline=2.0, retry_period=0.4)
+    kcp.wait_for("a to lead", a.started.is_set, 20)
+    b = _Candidate(c, "b", "lease2", lease_duration=30.0, renew_deadline=2.0, retry_period=0.4)
+    time.sleep(1.0)
+    assert not b.started.is_set()
+    a.stop.set()
+    a.thread.join(5)
+    kcp.wait_for("b to lead after a released", b.started.is_set, 5)
+    b.stop.set()
+    b.thread.join(5)
+
+
+class _Caches:
+    """Stands for the informer factory: becomes synced when told (no API server involved)."""
+
+    def __init__(self) -> None:
+        self.synced = threading.Event()
+        self.stopped = False
+
+    def start(self) -> None:
+        pass
+
+    def wait_for_cache_sync(self, timeout: float | None = None) -> bool:
+        return self.synced.wait(timeout)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_manager_probes_metrics_and_leadership(initialized: RestClient, wmw: str) -> None:
+    c = kcp.cluster(initialized, wmw)
+    caches = _Caches()
+    started = threading.Event()
+
+    class Runnable:
+        name = "r"
+
+        def start(self) -> None:
+            started.set()
+
+        def stop(self, drain: bool = True, timeout: float | None = None) -> bool:
+            return True
+
+    mgr = Manager(
+        "test-manager",
+        caches,
+        bind_address="127.0.0.1:0",
+        leader_election=LeaderElectionConfig("test-manager", identity="m1", **FAST),
+        lease_client=c,
+    )
+    mgr.add(Runnable())
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(mgr.run()), daemon=True)
+    t.start()
+    kcp.wait_for("the HTTP server", lambda: mgr.port, 10)
+    assert mgr.port is not None
+    assert _get(mgr.port, "/healthz") == (200, "ok")
+    code, _ = _get(mgr.port, "/readyz")
+    assert code == 503
+    assert not started.is_set()  # controllers wait for the caches
+    caches.synced.set()
+    kcp.wait_for("readyz", lambda: _get(mgr.port or 0, "/readyz")[0] == 200, 10)
+    kcp.wait_for("the controllers to start as leader", started.is_set, 15)
+    code, metrics = _get(mgr.port, "/metrics")
+    assert code == 200 and "# TYPE" in metrics
+    mgr.stop()
+    t.join(15)
+    assert result == [0] and caches.stopped
+    lease = c.get("/apis/coordination.k8s.io/v1/namespaces/default/leases/test-manager")
+    assert lease["spec"]["holderIdentity"] == ""  # released on the way out
