@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -43,13 +43,13 @@ class Runnable(Protocol):
 
 
 class Caches(Protocol):
-    """The informer side (a SharedInformerFactory)."""
+    """The informer side: a :class:`~pkg.runtime.informer.SharedInformerFactory`."""
 
     def start(self) -> None: ...
 
-    def wait_for_cache_sync(self, timeout: float | None = None) -> bool: ...
+    def wait_for_cache_sync(self, timeout: float | None = None) -> Mapping[Any, bool]: ...
 
-    def stop(self) -> None: ...
+    def shutdown(self, timeout: float = 5.0) -> None: ...
 
 
 def parse_bind_address(address: str) -> tuple[str, int]:
@@ -167,7 +167,7 @@ class Manager:
         self._serve()
         try:
             self.caches.start()
-            if not self.caches.wait_for_cache_sync(self.cache_sync_timeout):
+            if not all(self.caches.wait_for_cache_sync(self.cache_sync_timeout).values()):
                 log.error("timed out waiting for caches to sync manager=%s", self.name)
                 return 1
             self._synced.set()
@@ -181,7 +181,7 @@ class Manager:
             return 1 if self._lost else 0
         finally:
             self._stop_controllers()
-            self.caches.stop()
+            self.caches.shutdown()
             rest.set_write_guard(None)
             if self._server is not None:
                 self._server.shutdown()

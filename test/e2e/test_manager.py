@@ -78,10 +78,10 @@ class _Caches:
     def start(self) -> None:
         pass
 
-    def wait_for_cache_sync(self, timeout: float | None = None) -> bool:
-        return self.synced.wait(timeout)
+    def wait_for_cache_sync(self, timeout: float | None = None) -> dict[str, bool]:
+        return {"all": self.synced.wait(timeout)}
 
-    def stop(self) -> None:
+    def shutdown(self, timeout: float = 5.0) -> None:
         self.stopped = True
 
 
