@@ -1,0 +1,1 @@
+"""The what resolver: which workload objects each EdgePlacement selects (see :mod:`.select`)."""
