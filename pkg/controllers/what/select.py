@@ -384,8 +384,10 @@ def upsync_claims(upsync: Sequence[Mapping[str, Any]], gr: GroupResource, namesp
     for u in upsync:
         if not isinstance(u, Mapping):
             continue
-        group = u.get("apiGroup")
-        if (group if isinstance(group, str) else "") != gr.group:
+        group = u.get("apiGroup", "")
+        if group is None:
+            group = ""
+        if not isinstance(group, str) or group != gr.group:
             continue
         resources = _str_list(u.get("resources"))
         if "*" not in resources and gr.resource not in resources:
