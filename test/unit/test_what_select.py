@@ -352,7 +352,8 @@ def test_c8a_cluster_scoped_objects_use_empty_label_set() -> None:
 
 
 def test_no_clauses_select_nothing() -> None:
-    for spec in ({}, {"downsync": []}, {"downsync": None}):
+    specs: list[dict[str, Any]] = [{}, {"downsync": []}, {"downsync": None}]
+    for spec in specs:
         p = compiled(spec)
         assert not could_select(p, CM)
         assert not selects(p, CM, obj("a", "ns"), {})
