@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,7 +61,7 @@ def cluster_prefix(cluster: str) -> str:
     return f"/clusters/{cluster}"
 
 
-def cluster_of(obj: dict[str, Any]) -> str:
+def cluster_of(obj: Mapping[str, Any]) -> str:
     """The logical cluster an object came from (listed across clusters); '' when unknown."""
     return str(((obj.get("metadata") or {}).get("annotations") or {}).get(CLUSTER_ANNOTATION, ""))
 

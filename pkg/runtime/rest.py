@@ -132,13 +132,22 @@ def resource_of(path: str) -> str:
     return rest[0].split(":")[0] if rest else "namespaces"
 
 
+POOL_SIZE = 64
+"""Connections kept per host: enough for every worker and watch of a process."""
+
+
+def _pool(endpoint: Endpoint) -> urllib3.PoolManager:
+    endpoint.configuration.connection_pool_maxsize = POOL_SIZE
+    return RESTClientObject(endpoint.configuration).pool_manager
+
+
 class _Transport:
     """The shared, reloadable part of clients to one server: credentials and connection pool."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self._lock = threading.Lock()
         self.endpoint = endpoint
-        self.pool = RESTClientObject(endpoint.configuration).pool_manager
+        self.pool = _pool(endpoint)
         self.generation = 0
 
     def reload(self, seen_generation: int) -> None:
@@ -148,7 +157,7 @@ class _Transport:
                 return
             fresh = self.endpoint.source.load()
             self.endpoint = fresh
-            self.pool = RESTClientObject(fresh.configuration).pool_manager
+            self.pool = _pool(fresh)
             self.generation += 1
             log.info("reloaded kubeconfig after 401 server=%s", fresh.server)
 

@@ -1,0 +1,373 @@
+"""The placement translator's pure core: from cached state to every mailbox's desired content.
+
+:func:`compute` joins each EdgePlacement's *what* (the objects of its WMW that it selects) with its
+*where* (the destinations of its SinglePlacementSlice) and returns, for every mailbox, the spec of
+SyncerConfig ``the-one`` and the copies it must hold, customized for that destination.  It reads
+nothing but its arguments and writes nothing; the controller turns the difference between this and
+a mailbox's actual content into writes.
+
+Rules (spec decision 5):
+
+* an object sent to one mailbox from two WMWs is a conflict: the WMW with the smallest workspace
+  path wins, the others are reported;
+* per (resource, mailbox) the API version is the highest one served by every WMW that sends
+  objects of that resource there; with none in common those copies are held back and reported;
+* the parameters of a copy are the union of the labels (then annotations) of the Locations through
+  which it reaches the mailbox; a key with different values is a conflict for the copies using it;
+* a copy that cannot be customized is *held back*: not created or updated (an existing one is left
+  as it is) and reported; it stays listed in ``the-one`` when its version is known, so the edge
+  keeps what it has;
+* an EdgePlacement contributes its upsync to every mailbox it reaches, even if it selects nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pkg.controllers.translator.project import create_form
+from pkg.controllers.what.select import (
+    GroupResource,
+    canonical_upsync,
+    compile_placement,
+    could_select,
+    create_only,
+    excluded,
+    pick_version,
+    selects,
+)
+from pkg.customize import CustomizeError, customize, customizer_ref
+
+CRDS = GroupResource("apiextensions.k8s.io", "customresourcedefinitions")
+NAMESPACES = GroupResource("", "namespaces")
+
+
+def mailbox_name(cluster: str, sync_target_uid: str) -> str:
+    """The mailbox workspace of a SyncTarget: ``<IMW logical cluster>-mb-<SyncTarget UID>``."""
+    return f"{cluster}-mb-{sync_target_uid}"
+
+
+@dataclass(frozen=True, order=True)
+class Destination:
+    cluster: str
+    location_name: str
+    sync_target_name: str
+    sync_target_uid: str
+
+    @property
+    def mailbox(self) -> str:
+        return mailbox_name(self.cluster, self.sync_target_uid)
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> Destination:
+        return cls(
+            str(d.get("cluster", "")),
+            str(d.get("locationName", "")),
+            str(d.get("syncTargetName", "")),
+            str(d.get("syncTargetUID", "")),
+        )
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """One resource a WMW serves: its kind, scope, served versions and defining CRD (if any)."""
+
+    gr: GroupResource
+    kind: str
+    namespaced: bool
+    versions: tuple[str, ...]
+    crd: str | None = None
+
+
+@dataclass
+class Placement:
+    name: str
+    spec: Mapping[str, Any]
+    destinations: Sequence[Destination]
+
+
+@dataclass
+class Workspace:
+    """What the translator has cached of one WMW."""
+
+    cluster: str
+    path: str
+    placements: Sequence[Placement]
+    resources: Mapping[GroupResource, ResourceInfo]
+    objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]]
+    namespaces: Mapping[str, Mapping[str, str]]  # namespace name -> its labels
+    customizers: Mapping[tuple[str, str], Mapping[str, Any]]  # (namespace, name) -> Customizer
+
+
+@dataclass(frozen=True, order=True)
+class CopyKey:
+    gr: GroupResource
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.gr} {where}"
+
+
+@dataclass
+class Copy:
+    key: CopyKey
+    api_version: str  # group/version (or version for the core group)
+    body: dict[str, Any]  # the create form
+    create_only: bool
+    source_cluster: str
+    namespaced: bool
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something to report: on ``obj`` (a source object) and/or on the placements named."""
+
+    cluster: str
+    reason: str
+    message: str
+    obj: Mapping[str, Any] | None = None
+    placements: tuple[str, ...] = ()
+
+
+@dataclass
+class MailboxDesired:
+    mailbox: str
+    syncer_config: dict[str, Any] = field(default_factory=lambda: {"namespaceScope": {}})
+    copies: dict[CopyKey, Copy] = field(default_factory=dict)
+    held: dict[CopyKey, str] = field(default_factory=dict)  # key -> reason
+
+
+@dataclass
+class Desired:
+    mailboxes: dict[str, MailboxDesired]
+    problems: list[Problem]
+    # (WMW cluster, key) -> number of SyncTargets, for objects some placement wants singleton state of
+    executing_counts: dict[tuple[str, CopyKey], int]
+    # (WMW cluster, key) -> the one mailbox whose copy's status returns to the source
+    singleton_sources: dict[tuple[str, CopyKey], str]
+    # (WMW cluster, placement name) -> problems to show in its Projected condition
+    placement_problems: dict[tuple[str, str], list[str]]
+
+
+@dataclass
+class _Contribution:
+    obj: Mapping[str, Any]
+    info: ResourceInfo
+    create_only: bool = False
+    locations: set[tuple[str, str]] = field(default_factory=set)
+    placements: set[str] = field(default_factory=set)
+
+
+def _key(gr: GroupResource, obj: Mapping[str, Any]) -> CopyKey:
+    md = obj.get("metadata") or {}
+    return CopyKey(gr, str(md.get("namespace") or ""), str(md.get("name") or ""))
+
+
+def _selected(
+    ws: Workspace, p: Placement, problems: list[str]
+) -> tuple[dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]], set[CopyKey]]:
+    """The objects of ``ws`` that placement ``p`` selects, and which of them are implicit CRDs."""
+    compiled, issues = compile_placement(p.spec)
+    problems.extend(issues)
+    parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
+    crds = {str((o.get("metadata") or {}).get("name")): o for o in ws.objects.get(CRDS, ())}
+    crd_info = ws.resources.get(CRDS)
+    for gr, info in ws.resources.items():
+        if excluded(gr) or not could_select(compiled, gr):
+            continue
+        for obj in ws.objects.get(gr, ()):
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            ns = str((obj.get("metadata") or {}).get("namespace") or "")
+            ns_labels: Mapping[str, str] | None = ws.namespaces.get(ns) if info.namespaced else {}
+            if selects(compiled, gr, obj, ns_labels):
+                parts[_key(gr, obj)] = (obj, info)
+    # A selected custom object brings the CRD that defines it (an explicit selection wins).
+    implicit: set[CopyKey] = set()
+    for _, info in list(parts.values()):
+        if info.crd and crd_info is not None and info.crd in crds:
+            key = CopyKey(CRDS, "", info.crd)
+            if key not in parts:
+                parts[key] = (crds[info.crd], crd_info)
+                implicit.add(key)
+    return parts, implicit
+
+
+def _params(
+    locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> tuple[dict[str, str], set[str]]:
+    """Union of the Locations' labels over annotations; keys with differing values are conflicts."""
+    merged: dict[str, str] = {}
+    conflicts: set[str] = set()
+    for loc in sorted(locations):
+        md = (catalog.get(loc) or {}).get("metadata") or {}
+        values = {**(md.get("annotations") or {}), **(md.get("labels") or {})}
+        for k, v in values.items():
+            if k in merged and merged[k] != v:
+                conflicts.add(k)
+            merged.setdefault(k, str(v))
+    for k in conflicts:
+        merged.pop(k, None)
+    return merged, conflicts
+
+
+def _api_version(group: str, version: str) -> str:
+    return f"{group}/{version}" if group else version
+
+
+def compute(
+    workspaces: Sequence[Workspace],
+    locations: Mapping[tuple[str, str], Mapping[str, Any]],
+    mailboxes: Sequence[str] = (),
+) -> Desired:
+    """The desired content of every mailbox (those in ``mailboxes`` and every destination)."""
+    problems: list[Problem] = []
+    placement_problems: dict[tuple[str, str], list[str]] = {}
+    # mailbox -> key -> WMW cluster -> contribution
+    contribs: dict[str, dict[CopyKey, dict[str, _Contribution]]] = defaultdict(lambda: defaultdict(dict))
+    upsyncs: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    reach: dict[tuple[str, CopyKey], set[str]] = defaultdict(set)  # (wmw, key) -> mailboxes
+    singleton: set[tuple[str, CopyKey]] = set()
+    path_of = {ws.cluster: ws.path for ws in workspaces}
+    by_cluster = {ws.cluster: ws for ws in workspaces}
+
+    for ws in workspaces:
+        for p in ws.placements:
+            issues: list[str] = []
+            parts, implicit = _selected(ws, p, issues)
+            placement_problems[(ws.cluster, p.name)] = issues
+            for issue in issues:
+                problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
+            want_singleton = bool(p.spec.get("wantSingletonReportedState"))
+            for d in p.destinations:
+                upsyncs[d.mailbox].extend(p.spec.get("upsync") or [])
+                _ = contribs[d.mailbox]  # a destination always gets an entry, even an empty one
+                for key, (obj, info) in parts.items():
+                    c = contribs[d.mailbox][key].get(ws.cluster)
+                    if c is None:
+                        c = contribs[d.mailbox][key][ws.cluster] = _Contribution(obj, info)
+                    c.create_only = c.create_only or create_only(obj)
+                    c.locations.add((d.cluster, d.location_name))
+                    c.placements.add(p.name)
+                    reach[(ws.cluster, key)].add(d.mailbox)
+            if want_singleton:
+                singleton.update((ws.cluster, key) for key in parts if key not in implicit)
+            for key in parts:
+                reach.setdefault((ws.cluster, key), set())
+
+    out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
+    for mailbox in sorted(contribs):
+        md = out.setdefault(mailbox, MailboxDesired(mailbox))
+        entries = contribs[mailbox]
+        # Resolve cross-WMW conflicts: the smallest workspace path wins.
+        winners: dict[CopyKey, tuple[str, _Contribution]] = {}
+        for key, by_ws in entries.items():
+            ranked = sorted(by_ws, key=lambda c: (path_of[c], c))
+            winner = ranked[0]
+            winners[key] = (winner, by_ws[winner])
+            for loser in ranked[1:]:
+                problems.append(
+                    Problem(
+                        loser,
+                        "Conflict",
+                        f"{key} is also sent to mailbox {mailbox} from {path_of[winner]}, which wins",
+                        obj=by_ws[loser].obj,
+                        placements=tuple(sorted(by_ws[loser].placements)),
+                    )
+                )
+        # One API version per resource in this mailbox, served by every contributing WMW.
+        senders: dict[GroupResource, dict[str, tuple[str, ...]]] = defaultdict(dict)
+        for key, (cluster, c) in winners.items():
+            senders[key.gr][cluster] = c.info.versions
+        versions = {gr: pick_version(list(v.values())) for gr, v in senders.items()}
+
+        listed: list[tuple[CopyKey, str, bool]] = []
+        for key in sorted(winners):
+            cluster, c = winners[key]
+            version = versions[key.gr]
+            if version is None:
+                md.held[key] = "NoCommonVersion"
+                problems.append(
+                    Problem(
+                        cluster,
+                        "NoCommonVersion",
+                        f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
+                        obj=c.obj,
+                        placements=tuple(sorted(c.placements)),
+                    )
+                )
+                continue
+            listed.append((key, version, c.info.namespaced))
+            ws = by_cluster[cluster]
+            params, conflicts = _params(c.locations, locations)
+            try:
+                ref = customizer_ref(c.obj)
+                customizer = ws.customizers.get(ref) if ref else None
+                customized = customize(c.obj, customizer, params)
+            except CustomizeError as e:
+                message = str(e)
+                if conflicts:
+                    message += f" (Locations disagree on {', '.join(sorted(conflicts))})"
+                md.held[key] = "CustomizationFailed"
+                problems.append(
+                    Problem(
+                        cluster,
+                        "CustomizationFailed",
+                        f"copy of {key} for mailbox {mailbox} held back: {message}",
+                        obj=c.obj,
+                        placements=tuple(sorted(c.placements)),
+                    )
+                )
+                continue
+            md.copies[key] = Copy(
+                key=key,
+                api_version=_api_version(key.gr.group, version),
+                body=create_form(customized, _api_version(key.gr.group, version)),
+                create_only=c.create_only,
+                source_cluster=cluster,
+                namespaced=c.info.namespaced,
+            )
+        md.syncer_config = syncer_config_spec(listed, upsyncs.get(mailbox, []))
+
+    executing_counts = {k: len(reach.get(k, set())) for k in singleton}
+    singleton_sources = {k: next(iter(reach[k])) for k in singleton if len(reach.get(k, set())) == 1}
+    return Desired(out, problems, executing_counts, singleton_sources, placement_problems)
+
+
+def syncer_config_spec(
+    listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The spec of ``the-one``: per-object lists, sorted, so equal content is byte-equal."""
+    namespaced: dict[tuple[GroupResource, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    cluster: dict[tuple[GroupResource, str], set[str]] = defaultdict(set)
+    for key, version, is_namespaced in listed:
+        if is_namespaced:
+            namespaced[(key.gr, version)][key.namespace].add(key.name)
+        else:
+            cluster[(key.gr, version)].add(key.name)
+    spec: dict[str, Any] = {"namespaceScope": {}}
+    if namespaced:
+        spec["namespacedObjects"] = [
+            {
+                "group": gr.group,
+                "resource": gr.resource,
+                "apiVersion": version,
+                "objectsByNamespace": [
+                    {"namespace": ns, "names": sorted(names)} for ns, names in sorted(by_ns.items())
+                ],
+            }
+            for (gr, version), by_ns in sorted(namespaced.items())
+        ]
+    if cluster:
+        spec["clusterScope"] = [
+            {"group": gr.group, "resource": gr.resource, "apiVersion": version, "objects": sorted(names)}
+            for (gr, version), names in sorted(cluster.items())
+        ]
+    canonical = canonical_upsync(upsync)
+    if canonical:
+        spec["upsync"] = canonical
+    return spec

@@ -1,0 +1,101 @@
+"""Field rules for mailbox copies: what a copy looks like, and which parts of it the translator owns.
+
+A copy is the (customized) source object with server-set metadata removed, ``status`` dropped (it
+belongs to the edge) and the label ``edge.kubestellar.io/projected: "yes"`` added.  In an existing
+copy the translator owns (spec decision 5): every top-level section other than ``metadata`` and
+``status``; the labels and annotations that come from the source; and the projected label.  Labels
+and annotations added in the mailbox only are kept.  Top-level sections removed from the source are
+removed from the copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from pkg.controllers.what.select import EXECUTING_COUNT, PROJECTED_LABEL
+
+# metadata fields a copy carries over from its source; everything else is the server's.
+_KEPT_METADATA = ("name", "namespace", "labels", "annotations", "finalizers")
+_NOT_OWNED_TOP = ("apiVersion", "kind", "metadata", "status")
+
+
+def _system_key(key: str) -> bool:
+    """kcp's own labels and annotations (``kcp.io/...``, ``*.kcp.io/...``) never propagate."""
+    return key.startswith("kcp.io/") or ".kcp.io/" in key
+
+
+def create_form(source: Mapping[str, Any], api_version: str) -> dict[str, Any]:
+    """The body to create a copy of ``source`` (already customized) with ``api_version``."""
+    md = source.get("metadata") or {}
+    metadata: dict[str, Any] = {
+        k: copy.deepcopy(md[k]) for k in _KEPT_METADATA if md.get(k) not in (None, {}, [])
+    }
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if not _system_key(k)}
+    labels[PROJECTED_LABEL] = "yes"
+    metadata["labels"] = labels
+    annotations = {
+        k: v
+        for k, v in (metadata.get("annotations") or {}).items()
+        if not _system_key(k) and k != EXECUTING_COUNT
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
+    body: dict[str, Any] = {"apiVersion": api_version, "kind": source.get("kind"), "metadata": metadata}
+    for key, value in source.items():
+        if key not in _NOT_OWNED_TOP:
+            body[key] = copy.deepcopy(value)
+    return body
+
+
+def owned_view(obj: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an existing copy ``obj`` that the translator owns, given the ``desired`` form.
+
+    Two objects whose owned views are equal need no write.
+    """
+    md = obj.get("metadata") or {}
+    want_md = desired.get("metadata") or {}
+    view: dict[str, Any] = {k: v for k, v in obj.items() if k not in _NOT_OWNED_TOP}
+    labels = md.get("labels") or {}
+    annotations = md.get("annotations") or {}
+    view["metadata.labels"] = {k: labels.get(k) for k in (want_md.get("labels") or {})}
+    view["metadata.annotations"] = {k: annotations.get(k) for k in (want_md.get("annotations") or {})}
+    view["metadata.finalizers"] = md.get("finalizers") if "finalizers" in want_md else None
+    return view
+
+
+def desired_view(desired: Mapping[str, Any]) -> dict[str, Any]:
+    want_md = desired.get("metadata") or {}
+    view: dict[str, Any] = {k: v for k, v in desired.items() if k not in _NOT_OWNED_TOP}
+    view["metadata.labels"] = dict(want_md.get("labels") or {})
+    view["metadata.annotations"] = dict(want_md.get("annotations") or {})
+    view["metadata.finalizers"] = want_md.get("finalizers")
+    return view
+
+
+def needs_update(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    return owned_view(existing, desired) != desired_view(desired)
+
+
+def update_form(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The body to PUT: the existing copy with the owned parts replaced by ``desired``'s."""
+    body: dict[str, Any] = {k: copy.deepcopy(v) for k, v in existing.items() if k in _NOT_OWNED_TOP}
+    body["apiVersion"] = desired.get("apiVersion", existing.get("apiVersion"))
+    for key, value in desired.items():
+        if key not in _NOT_OWNED_TOP:
+            body[key] = copy.deepcopy(value)
+    # ``status`` stays as the edge reported it: a PUT to a resource without a status subresource
+    # would otherwise wipe it.
+    md = body.setdefault("metadata", {})
+    want_md = desired.get("metadata") or {}
+    md["labels"] = {**(md.get("labels") or {}), **(want_md.get("labels") or {})}
+    annotations = {**(md.get("annotations") or {}), **(want_md.get("annotations") or {})}
+    if annotations:
+        md["annotations"] = annotations
+    if "finalizers" in want_md:
+        md["finalizers"] = copy.deepcopy(want_md["finalizers"])
+    md.pop("managedFields", None)
+    return body

@@ -1,0 +1,76 @@
+"""What every entry point shares: common flags, and running controllers on a Manager."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+from pkg.runtime import kcp
+from pkg.runtime.connections import Connections, add_common_flags
+from pkg.runtime.events import EventRecorder
+from pkg.runtime.informer import SharedInformerFactory
+from pkg.runtime.leaderelection import LeaderElectionConfig
+from pkg.runtime.manager import Manager
+
+log = logging.getLogger(__name__)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_manager_flags(parser: argparse.ArgumentParser, bind_address: str) -> None:
+    add_common_flags(parser)
+    parser.add_argument(
+        "--server-bind-address", default=bind_address, help="HOST:PORT serving /metrics, /healthz, /readyz"
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="workers per controller queue")
+    parser.add_argument(
+        "--leader-elect",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="elect a leader (default true)",
+    )
+    parser.add_argument("--leader-elect-workspace", default="root:espw", help="workspace holding the Lease")
+
+
+Setup = Callable[[Manager, SharedInformerFactory, Connections, EventRecorder, int], None]
+
+
+def run_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> int:
+    """Build the connections, factory, recorder and Manager; let each setup add its controllers; run."""
+    conns = Connections.from_args(args)
+    factory = SharedInformerFactory()
+    recorder = EventRecorder(conns.allclusters, name)
+    election = LeaderElectionConfig(lease_name=name) if args.leader_elect else None
+    manager = Manager(
+        name,
+        factory,
+        bind_address=args.server_bind_address,
+        leader_election=election,
+        lease_client=kcp.cluster(conns.allclusters, args.leader_elect_workspace) if election else None,
+    )
+    for setup in setups:
+        setup(manager, factory, conns, recorder, args.concurrency)
+    manager.install_signal_handlers()
+    recorder.start()
+    try:
+        return manager.run()
+    finally:
+        recorder.stop()
+
+
+def main_of(prog: str, body: Callable[[], int]) -> int:
+    """Run ``body`` reporting user errors in one line (see cmd.kubestellar.run_reporting_errors)."""
+    from cmd.kubestellar import run_reporting_errors
+
+    code: list[int] = []
+    rc = run_reporting_errors(prog, lambda: code.append(body()))
+    return rc or (code[0] if code else 0)
