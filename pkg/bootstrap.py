@@ -197,3 +197,39 @@ def ensure_location(
     writes += _ensure_object(c, f"{EDGE_API}/synctargets", sync_target)
     writes += _ensure_object(c, f"{EDGE_API}/locations", location)
     return writes
+
+
+def apply_objects(
+    client: RestClient, workspace: str, docs: Iterable[dict[str, Any]], timeout: float = 60.0
+) -> int:
+    """Create each object in ``workspace`` unless it exists; wait for a CRD's resource to be served.
+
+    Objects are created in the order given; a kind that is not served yet (its CRD was just
+    created) is retried until ``timeout``.  Returns the number of objects created.
+    """
+    from pkg.runtime.discovery import Discovery
+
+    c = kcp.cluster(client, workspace)
+    discovery = Discovery()
+    created = 0
+    for doc in docs:
+        group, _, version = str(doc["apiVersion"]).rpartition("/")
+        kind = doc["kind"]
+        md = doc.get("metadata") or {}
+
+        def find(group: str = group, kind: str = kind, version: str = version) -> Any:
+            for api in discovery.resources(c).values():
+                if api.group == group and api.kind == kind and version in api.versions:
+                    return api
+            discovery.invalidate(c)
+            return None
+
+        api = kcp.wait_for(f"{kind}.{group or 'core'}/{version} to be served in {workspace}", find, timeout)
+        path = api.path(version, md.get("namespace"))
+        try:
+            c.create(path, doc)
+            created += 1
+        except ApiError as e:
+            if not e.already_exists:
+                raise
+    return created

@@ -28,8 +28,10 @@ from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from kubernetes.client.rest import RESTClientObject
+from prometheus_client import Counter as Counter_
 
 from pkg.runtime.kubeconfig import Endpoint
+from pkg.runtime.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,14 @@ class WriteCounter:
 
 
 WRITES = WriteCounter()
-"""The process-wide write counter (benchmarks and tests read it)."""
+"""The process-wide write counter (tests read it; benchmarks read the metric below)."""
+
+WRITES_METRIC = Counter_(
+    "kubestellar_client_writes_total",
+    "Create/update/patch/delete requests sent, Lease and Event writes excepted (spec decision 9).",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
 
 
 class FencedError(Exception):
@@ -242,6 +251,7 @@ class RestClient:
             resource = resource_of(path)
             if resource not in _NOT_COUNTED:
                 self.writes.add(_WRITE_VERBS[method], resource)
+                WRITES_METRIC.labels(_WRITE_VERBS[method], resource).inc()
         decoded = _decode(resp.data)
         if resp.status >= 300:
             raise ApiError(resp.status, method, url, decoded)

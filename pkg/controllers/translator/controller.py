@@ -77,6 +77,53 @@ def _name(obj: Mapping[str, Any]) -> str:
     return str(_md(obj).get("name", ""))
 
 
+class _Written:
+    """Objects this process wrote, shown instead of the cache until the cache catches up.
+
+    An informer sees our own writes a little later; without this, a reconcile running in between
+    would write the same thing again (client-go controllers keep "expectations" for the same
+    reason).  A written object hides cached ones with an older resourceVersion; a deletion hides
+    the deleted version.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objs: dict[str, tuple[bool, Mapping[str, Any] | str]] = {}
+
+    def wrote(self, key: str, obj: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._objs[key] = (True, obj)
+
+    def deleted(self, key: str, resource_version: str) -> None:
+        with self._lock:
+            self._objs[key] = (False, resource_version)
+
+    def fresh(self, key: str, cached: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        with self._lock:
+            entry = self._objs.get(key)
+            if entry is None:
+                return cached
+            exists, value = entry
+            cached_rv = str(_md(cached).get("resourceVersion", "")) if cached is not None else None
+            if not exists:
+                if cached_rv is not None and cached_rv == value:
+                    return None  # the cache still shows what we deleted
+                del self._objs[key]
+                return cached
+            assert not isinstance(value, str)
+            if cached_rv is not None and _rv_at_least(cached_rv, str(_md(value).get("resourceVersion", ""))):
+                del self._objs[key]
+                return cached
+            return value
+
+
+def _rv_at_least(a: str, b: str) -> bool:
+    try:
+        return int(a) >= int(b)
+    except ValueError:
+        return a == b
+
+
 @dataclass
 class _Wmw:
     """What the translator watches in one WMW."""
@@ -120,6 +167,7 @@ class Translator:
         self._mailboxes: dict[str, _Mailbox] = {}
         self._desired: Desired | None = None
         self._annotated: set[tuple[str, CopyKey]] = set()
+        self._written = _Written()
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -402,7 +450,8 @@ class Translator:
         want = desired.mailboxes.get(name) or MailboxDesired(name)
         mb = self._mailbox(name, cluster)
         assert mb.namespaces is not None
-        the_one = self.syncer_configs.get(make_key(cluster, "", THE_ONE))
+        the_one_key = f"{cluster}|the-one"
+        the_one = self._written.fresh(the_one_key, self.syncer_configs.get(make_key(cluster, "", THE_ONE)))
 
         # The resources to look at: those wanted now, and those `the-one` says were sent before.
         versions: dict[GroupResource, str] = {}
@@ -427,27 +476,36 @@ class Translator:
             return Result(requeue_after=0.2)
 
         client = mb.client
-        existing_ns = {_name(n) for n in mb.namespaces.list()}
+        cached_ns = {_name(n): n for n in mb.namespaces.list()}
+
+        def ns_exists(ns: str) -> bool:
+            key = f"{cluster}|{CopyKey(NAMESPACES, '', ns)}"
+            return self._written.fresh(key, cached_ns.get(ns)) is not None
+
         order = sorted(want.copies.values(), key=lambda c: (c.key.gr != NAMESPACES, c.key.gr != CRDS, c.key))
         for copy in order:
             if copy.key.gr != NAMESPACES and copy.key.gr not in informers:
                 continue
-            if copy.namespaced and copy.key.namespace not in existing_ns:
-                if not any(k.gr == NAMESPACES and k.name == copy.key.namespace for k in want.copies):
-                    self._create(client, "/api/v1/namespaces", _bare_namespace(copy.key.namespace), name)
-                existing_ns.add(copy.key.namespace)
+            ns = copy.key.namespace
+            if copy.namespaced and not ns_exists(ns) and CopyKey(NAMESPACES, "", ns) not in want.copies:
+                created_ns = self._create(client, "/api/v1/namespaces", _bare_namespace(ns), name)
+                if created_ns is not None:
+                    self._written.wrote(f"{cluster}|{CopyKey(NAMESPACES, '', ns)}", created_ns)
+            wkey = f"{cluster}|{copy.key}"
             if copy.key.gr == NAMESPACES:
-                have = next((n for n in mb.namespaces.list() if _name(n) == copy.key.name), None)
+                cached = next((n for n in mb.namespaces.list() if _name(n) == copy.key.name), None)
             else:
-                have = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
+                cached = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
+            have = self._written.fresh(wkey, cached)
             path = _collection(copy.key.gr, copy.api_version, copy.key.namespace)
             if have is None:
-                self._create(client, path, copy.body, name)
+                created = self._create(client, path, copy.body, name)
+                if created is not None:
+                    self._written.wrote(wkey, created)
             elif not copy.create_only and needs_update(have, copy.body):
-                client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
+                updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
+                self._written.wrote(wkey, updated)
                 log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
-            if copy.key.gr == NAMESPACES:
-                existing_ns.add(copy.key.name)
 
         # Stale copies: projected, not wanted, not held back.  Namespaces are never deleted.
         keep = set(want.copies) | set(want.held)
@@ -456,6 +514,9 @@ class Translator:
                 key = CopyKey(gr, str(_md(obj).get("namespace") or ""), _name(obj))
                 if key in keep or _md(obj).get("deletionTimestamp"):
                     continue
+                wkey = f"{cluster}|{key}"
+                if self._written.fresh(wkey, obj) is None:
+                    continue  # deleted already; the cache lags
                 version = versions[gr]
                 path = _collection(gr, f"{gr.group}/{version}" if gr.group else version, key.namespace)
                 try:
@@ -463,6 +524,7 @@ class Translator:
                         f"{path}/{key.name}",
                         {"preconditions": {"resourceVersion": _md(obj).get("resourceVersion")}},
                     )
+                    self._written.deleted(wkey, str(_md(obj).get("resourceVersion", "")))
                     log.log(
                         V(3), "Deleted undesired object in mailbox workspace mailbox=%s object=%s", name, key
                     )
@@ -482,27 +544,30 @@ class Translator:
                 "metadata": {"name": THE_ONE},
                 "spec": spec,
             }
-            self._create(client, f"{EDGE}/syncerconfigs", body, name)
-            log.log(V(2), "Created SyncerConfig mailbox=%s", name)
+            created = self._create(client, f"{EDGE}/syncerconfigs", body, name)
+            if created is not None:
+                self._written.wrote(the_one_key, created)
+                log.log(V(2), "Created SyncerConfig mailbox=%s", name)
         elif _normalized(the_one.get("spec")) != spec:
             body = {**the_one, "spec": spec}
-            client.update(f"{EDGE}/syncerconfigs/{THE_ONE}", body)
+            self._written.wrote(the_one_key, client.update(f"{EDGE}/syncerconfigs/{THE_ONE}", body))
             log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
         return None
 
-    def _create(self, client: RestClient, path: str, body: Mapping[str, Any], mailbox: str) -> None:
+    def _create(
+        self, client: RestClient, path: str, body: Mapping[str, Any], mailbox: str
+    ) -> Mapping[str, Any] | None:
+        """Create; the created object, or None when it existed already (the cache will show it)."""
         try:
-            client.create(path, body)
-            log.log(
-                V(3),
-                "Created object in mailbox workspace mailbox=%s path=%s name=%s",
-                mailbox,
-                path,
-                _name(body),
-            )
+            created: Mapping[str, Any] = client.create(path, body)
         except ApiError as e:
             if not e.already_exists:
                 raise
+            return None
+        log.log(
+            V(3), "Created object in mailbox workspace mailbox=%s path=%s name=%s", mailbox, path, _name(body)
+        )
+        return created
 
     # -- sources: executing-count and singleton status --------------------------------------------
 
