@@ -44,8 +44,8 @@ def add_manager_flags(parser: argparse.ArgumentParser, bind_address: str) -> Non
 Setup = Callable[[Manager, SharedInformerFactory, Connections, EventRecorder, int], None]
 
 
-def run_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> int:
-    """Build the connections, factory, recorder and Manager; let each setup add its controllers; run."""
+def build_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> tuple[Manager, EventRecorder]:
+    """Build the connections, factory, recorder and Manager, and let each setup add its controllers."""
     conns = Connections.from_args(args)
     factory = SharedInformerFactory()
     recorder = EventRecorder(conns.allclusters, name)
@@ -59,6 +59,12 @@ def run_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> int
     )
     for setup in setups:
         setup(manager, factory, conns, recorder, args.concurrency)
+    return manager, recorder
+
+
+def run_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> int:
+    """Build the Manager and run it until SIGTERM/SIGINT (or a lost lease)."""
+    manager, recorder = build_manager(name, args, setups)
     manager.install_signal_handlers()
     recorder.start()
     try:
