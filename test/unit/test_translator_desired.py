@@ -1223,11 +1223,6 @@ def test_overlapping_placements_same_object_listed_once_c5() -> None:
 # Bugs found (kept failing until fixed)
 
 
-@pytest.mark.xfail(
-    reason="BUG: reach counts every mailbox an object is sent to, also where it lost a cross-WMW "
-    "conflict, so the loser gets executing-count 1 and the winner's copy status as its own",
-    strict=True,
-)
 def test_conflict_loser_does_not_execute_in_that_mailbox() -> None:
     winner = workspace(
         "w",
@@ -1254,11 +1249,6 @@ def test_conflict_loser_does_not_execute_in_that_mailbox() -> None:
     assert d.executing_counts == {("l", key(CM, "x", "default")): 0}
 
 
-@pytest.mark.xfail(
-    reason="BUG: compute reads the raw spec's upsync instead of compile_placement's, so an upsync "
-    "entry that compile_placement reports and ignores crashes canonical_upsync (decision 7)",
-    strict=True,
-)
 def test_malformed_upsync_entry_is_reported_not_a_crash() -> None:
     p = placement(
         "p", [dest("loc1", "uid1")], downsync=[clause("", "configmaps")], upsync=["not-an-object", U1]
@@ -1268,11 +1258,6 @@ def test_malformed_upsync_entry_is_reported_not_a_crash() -> None:
     assert d.mailboxes[MB1].syncer_config["upsync"] == [U1]
 
 
-@pytest.mark.xfail(
-    reason="BUG: compute takes bool(spec['wantSingletonReportedState']) while compile_placement "
-    "reports a non-boolean and assumes false; a string 'false' turns singleton state on",
-    strict=True,
-)
 def test_non_boolean_want_singleton_is_false_as_reported() -> None:
     p = placement(
         "p", [dest("loc1", "uid1")], downsync=[clause("", "configmaps")], wantSingletonReportedState="false"

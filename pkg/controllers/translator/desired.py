@@ -242,9 +242,9 @@ def compute(
             placement_problems[(ws.cluster, p.name)] = issues
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
-            want_singleton = bool(p.spec.get("wantSingletonReportedState"))
+            compiled, _ = compile_placement(p.spec)
             for d in p.destinations:
-                upsyncs[d.mailbox].extend(p.spec.get("upsync") or [])
+                upsyncs[d.mailbox].extend(compiled.upsync)
                 _ = contribs[d.mailbox]  # a destination always gets an entry, even an empty one
                 for key, (obj, info) in parts.items():
                     c = contribs[d.mailbox][key].get(ws.cluster)
@@ -253,8 +253,7 @@ def compute(
                     c.create_only = c.create_only or create_only(obj)
                     c.locations.add((d.cluster, d.location_name))
                     c.placements.add(p.name)
-                    reach[(ws.cluster, key)].add(d.mailbox)
-            if want_singleton:
+            if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
             for key in parts:
                 reach.setdefault((ws.cluster, key), set())
@@ -269,6 +268,7 @@ def compute(
             ranked = sorted(by_ws, key=lambda c: (path_of[c], c))
             winner = ranked[0]
             winners[key] = (winner, by_ws[winner])
+            reach[(winner, key)].add(mailbox)  # only the winner's object is counted here
             for loser in ranked[1:]:
                 problems.append(
                     Problem(
