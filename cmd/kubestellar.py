@@ -17,7 +17,8 @@ import urllib3
 
 from pkg import bootstrap
 from pkg.runtime import kcp, klog
-from pkg.runtime.connections import server_client
+from pkg.runtime.app import add_manager_flags, run_manager
+from pkg.runtime.connections import add_connection_flags, server_client
 from pkg.runtime.kubeconfig import KubeconfigError, KubeconfigSource
 from pkg.runtime.rest import ApiError, RestClient
 
@@ -55,6 +56,14 @@ def cmd_ensure_location(args: argparse.Namespace) -> None:
 
 def cmd_ensure_wmw(args: argparse.Namespace) -> None:
     _report(bootstrap.ensure_wmw(_client(args), args.name), f"wmw root:{args.name}")
+
+
+def cmd_start(args: argparse.Namespace) -> None:
+    from pkg.controllers import mailbox, translator, where
+
+    code = run_manager(PROG, args, [mailbox.setup, where.setup, translator.setup])
+    if code:
+        raise SystemExit(code)
 
 
 def cmd_remove_wmw(args: argparse.Namespace) -> None:
@@ -107,6 +116,14 @@ def parser() -> argparse.ArgumentParser:
     rwmw.add_argument("name")
     rwmw.set_defaults(func=cmd_remove_wmw)
 
+    start = sub.add_parser(
+        "start", help="run the mailbox controller, where resolver and placement translator"
+    )
+    add_connection_flags(start, "espw", "the edge service provider workspace", None)
+    add_connection_flags(start, "root", "the root workspace, where mailboxes live", "root")
+    add_connection_flags(start, "allclusters", "all logical clusters", "system:admin")
+    add_manager_flags(start, ":10204")
+    start.set_defaults(func=cmd_start)
     return p
 
 

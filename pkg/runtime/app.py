@@ -41,7 +41,7 @@ def add_manager_flags(parser: argparse.ArgumentParser, bind_address: str) -> Non
     parser.add_argument("--leader-elect-workspace", default="root:espw", help="workspace holding the Lease")
 
 
-Setup = Callable[[Manager, SharedInformerFactory, Connections, EventRecorder, int], None]
+Setup = Callable[[Manager, SharedInformerFactory, Connections, EventRecorder, int], object]
 
 
 def build_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> tuple[Manager, EventRecorder]:

@@ -31,7 +31,11 @@ def add_connection_flags(parser: argparse.ArgumentParser, name: str, what: str, 
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", help="a kcp admin kubeconfig from which every connection defaults")
+    parser.add_argument(
+        "--kubeconfig",
+        default=argparse.SUPPRESS,  # so that a value given before a subcommand is not reset
+        help="a kcp admin kubeconfig from which every connection defaults",
+    )
     parser.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity (klog style)")
 
 
