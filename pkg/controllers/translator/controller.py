@@ -168,6 +168,9 @@ class Translator:
         self._desired: Desired | None = None
         self._annotated: set[tuple[str, CopyKey]] = set()
         self._written = _Written()
+        # (mailbox, logical cluster) whose last reconcile left nothing to do; changes of their copies
+        # enqueue them directly, so a recomputation that leaves their desired state equal skips them.
+        self._clean: set[tuple[str, str]] = set()
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -252,7 +255,10 @@ class Translator:
         with self._lock:
             previous = self._desired
             self._desired = desired
+        reported = {(p.cluster, p.reason, p.message) for p in previous.problems} if previous else set()
         for problem in desired.problems:
+            if (problem.cluster, problem.reason, problem.message) in reported:
+                continue  # reported when it first appeared
             if problem.obj is not None:
                 self.recorder.warning(
                     ObjectRef.of(dict(problem.obj), problem.cluster), problem.reason, problem.message
@@ -262,7 +268,10 @@ class Translator:
                     ref = ObjectRef(problem.cluster, f"{EDGE_GROUP}/v2alpha1", "EdgePlacement", ep_name)
                     self.recorder.warning(ref, problem.reason, problem.message)
         for name in sorted(set(mailboxes) | set(desired.mailboxes)):
-            self.mailbox_ctl.enqueue(name)
+            cluster = str((mailboxes.get(name, {}).get("spec") or {}).get("cluster") or "")
+            unchanged = previous is not None and previous.mailboxes.get(name) == desired.mailboxes.get(name)
+            if not (unchanged and (name, cluster) in self._clean):
+                self.mailbox_ctl.enqueue(name)
         sources = set(desired.executing_counts) | self._annotated | self._annotated_now(views)
         if previous is not None:
             sources |= set(previous.executing_counts)
@@ -447,6 +456,7 @@ class Translator:
             or _md(ws).get("deletionTimestamp")
         ):
             return RETRY_SOON
+        self._clean.discard((name, cluster))
         want = desired.mailboxes.get(name) or MailboxDesired(name)
         mb = self._mailbox(name, cluster)
         assert mb.namespaces is not None
@@ -552,6 +562,8 @@ class Translator:
             body = {**the_one, "spec": spec}
             self._written.wrote(the_one_key, client.update(f"{EDGE}/syncerconfigs/{THE_ONE}", body))
             log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
+        if self._desired is desired:
+            self._clean.add((name, cluster))
         return None
 
     def _create(

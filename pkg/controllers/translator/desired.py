@@ -22,10 +22,13 @@ Rules (spec decision 5):
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from cachetools import LRUCache
 
 from pkg.controllers.translator.project import create_form
 from pkg.controllers.what.select import (
@@ -38,7 +41,7 @@ from pkg.controllers.what.select import (
     pick_version,
     selects,
 )
-from pkg.customize import CustomizeError, customize, customizer_ref
+from pkg.customize import CustomizeError, customize, customizer_ref, needs_parameters
 
 CRDS = GroupResource("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACES = GroupResource("", "namespaces")
@@ -215,6 +218,45 @@ def _params(
     return merged, conflicts
 
 
+_BODIES: LRUCache[tuple[Any, ...], dict[str, Any]] = LRUCache(maxsize=65536)
+_BODIES_LOCK = threading.Lock()
+
+
+def _copy_body(
+    obj: Mapping[str, Any], ws: Workspace, params: Mapping[str, str], api_version: str
+) -> dict[str, Any]:
+    """The customized create form of ``obj``, memoized: the same source, Customizer, parameters
+    and version give the same (shared, read-only) body, so most recomputations build nothing.
+    Sources and Customizers are the informers' cached dicts, which are replaced, never mutated."""
+    ref = customizer_ref(obj)
+    customizer = ws.customizers.get(ref) if ref else None
+    md = obj.get("metadata") or {}
+    cmd = (customizer or {}).get("metadata") or {}
+    used = tuple(sorted(params.items())) if needs_parameters(obj, customizer) else ()
+    key = (
+        ws.cluster,
+        id(obj),  # cached objects are never mutated: the same dict is the same content
+        id(customizer),
+        md.get("uid"),
+        md.get("resourceVersion"),
+        ref,
+        cmd.get("uid"),
+        cmd.get("resourceVersion"),
+        used,
+        api_version,
+    )
+    if md.get("uid") and md.get("resourceVersion"):
+        with _BODIES_LOCK:
+            cached = _BODIES.get(key)
+        if cached is not None:
+            return cached
+    body = create_form(customize(obj, customizer, params), api_version)
+    if md.get("uid") and md.get("resourceVersion"):
+        with _BODIES_LOCK:
+            _BODIES[key] = body
+    return body
+
+
 def _api_version(group: str, version: str) -> str:
     return f"{group}/{version}" if group else version
 
@@ -304,10 +346,9 @@ def compute(
             listed.append((key, version, c.info.namespaced))
             ws = by_cluster[cluster]
             params, conflicts = _params(c.locations, locations)
+            api_version = _api_version(key.gr.group, version)
             try:
-                ref = customizer_ref(c.obj)
-                customizer = ws.customizers.get(ref) if ref else None
-                customized = customize(c.obj, customizer, params)
+                body = _copy_body(c.obj, ws, params, api_version)
             except CustomizeError as e:
                 message = str(e)
                 if conflicts:
@@ -325,8 +366,8 @@ def compute(
                 continue
             md.copies[key] = Copy(
                 key=key,
-                api_version=_api_version(key.gr.group, version),
-                body=create_form(customized, _api_version(key.gr.group, version)),
+                api_version=api_version,
+                body=body,
                 create_only=c.create_only,
                 source_cluster=cluster,
                 namespaced=c.info.namespaced,
