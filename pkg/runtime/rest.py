@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +76,10 @@ class ApiError(Exception):
         return self.status == 410
 
 
+_CRASH_AFTER = int(os.environ.get("KUBESTELLAR_CRASH_AFTER_WRITES", "0") or 0)
+CRASH_EXIT_CODE = 86
+
+
 @dataclass
 class WriteCounter:
     """Counts writes by (verb, resource); thread-safe."""
@@ -85,6 +90,11 @@ class WriteCounter:
     def add(self, verb: str, resource: str) -> None:
         with self._lock:
             self.counts[(verb, resource)] += 1
+            total = sum(self.counts.values())
+        if _CRASH_AFTER and self is WRITES and total >= _CRASH_AFTER:
+            # Fault injection for the chaos tests: die as abruptly as kill -9 would.
+            log.warning("exiting after write %d as KUBESTELLAR_CRASH_AFTER_WRITES asks", total)
+            os._exit(CRASH_EXIT_CODE)
 
     def total(self) -> int:
         with self._lock:
