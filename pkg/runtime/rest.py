@@ -85,11 +85,14 @@ class WriteCounter:
     """Counts writes by (verb, resource); thread-safe."""
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    urls: list[tuple[str, str]] = field(default_factory=list)  # (verb, url) of each write, newest last
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, verb: str, resource: str) -> None:
+    def add(self, verb: str, resource: str, url: str = "") -> None:
         with self._lock:
             self.counts[(verb, resource)] += 1
+            self.urls.append((verb, url))
+            del self.urls[:-10000]
             total = sum(self.counts.values())
         if _CRASH_AFTER and self is WRITES and total >= _CRASH_AFTER:
             # Fault injection for the chaos tests: die as abruptly as kill -9 would.
@@ -107,6 +110,7 @@ class WriteCounter:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.urls.clear()
 
 
 WRITES = WriteCounter()
@@ -260,7 +264,7 @@ class RestClient:
         if method in _WRITE_VERBS and resp.status < 500:
             resource = resource_of(path)
             if resource not in _NOT_COUNTED:
-                self.writes.add(_WRITE_VERBS[method], resource)
+                self.writes.add(_WRITE_VERBS[method], resource, url)
                 WRITES_METRIC.labels(_WRITE_VERBS[method], resource).inc()
         decoded = _decode(resp.data)
         if resp.status >= 300:

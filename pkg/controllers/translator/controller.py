@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pkg import bootstrap
 from pkg.controllers.translator.desired import (
     CRDS,
     NAMESPACES,
@@ -171,6 +172,7 @@ class Translator:
         # (mailbox, logical cluster) whose last reconcile left nothing to do; changes of their copies
         # enqueue them directly, so a recomputation that leaves their desired state equal skips them.
         self._clean: set[tuple[str, str]] = set()
+        self._mailbox_by_cluster: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class Translator:
         self.customizers = self.factory.informer(vw, f"{EDGE}/customizers")
         self.syncer_configs = self.factory.informer(vw, f"{EDGE}/syncerconfigs")
         self.workspaces = self.factory.informer(kcp.cluster(self.all, kcp.ROOT), WORKSPACES)
+        self._setup_copy_informers()
 
         self.compute_ctl: Controller[str] = Controller(f"{NAME}-compute", self._compute, workers=1)
         self.mailbox_ctl: Controller[str] = Controller(
@@ -206,6 +209,71 @@ class Translator:
         for ctl in (self.compute_ctl, self.mailbox_ctl, self.source_ctl, self.status_ctl):
             manager.add(ctl)
         manager.on_started_leading(lambda: self.compute_ctl.enqueue(_ALL))
+
+    def _setup_copy_informers(self) -> None:
+        """One ``/clusters/*`` informer per resource a mailbox can hold, on projected copies only.
+
+        Natively served resources need nothing more; resources that mailboxes get from the kube
+        exports in root:compute need the export's identity hash.  These informers cover every
+        mailbox at once, so a stale copy of any such resource is found, after a restart too.
+        Resources defined by CRDs inside a mailbox cannot be listed in full across clusters; those
+        get a per-mailbox informer when a copy needs one.
+        """
+        self._shared: dict[tuple[GroupResource, str], Informer] = {}
+        self._bound: dict[GroupResource, tuple[str, tuple[str, ...], str]] = {}  # identity, versions, storage
+        compute = kcp.cluster(self.all, kcp.COMPUTE_WORKSPACE)
+        for export_name in [kcp.KUBERNETES_EXPORT, *bootstrap.kube_export_names()]:
+            try:
+                export = kcp.get_export(self.all, kcp.COMPUTE_WORKSPACE, export_name)
+            except ApiError as e:
+                log.warning("kube export not found export=%s err=%s", export_name, e.status)
+                continue
+            identity = kcp.export_identity(export)
+            for schema_name in (export.get("spec") or {}).get("latestResourceSchemas") or []:
+                spec = compute.get(f"{kcp.APIS}/apiresourceschemas/{schema_name}").get("spec") or {}
+                gr = GroupResource(
+                    str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", ""))
+                )
+                served = tuple(str(v["name"]) for v in spec.get("versions") or [] if v.get("served", True))
+                storage = next(
+                    (str(v["name"]) for v in spec.get("versions") or [] if v.get("storage")), served[0]
+                )
+                self._bound[gr] = (identity, served, storage)
+        self._natives: dict[GroupResource, APIResource] = {}
+        for (group, resource), api in self.discovery.resources(kcp.cluster(self.all, self.espw_path)).items():
+            gr = GroupResource(group, resource)
+            if api.listable and not excluded(gr) and gr not in self._bound and group != EDGE_GROUP:
+                self._natives[gr] = api
+        for gr, api in self._natives.items():
+            self._shared_informer(gr, api.preferred)
+        for gr, (_, _, storage) in self._bound.items():
+            self._shared_informer(gr, storage)
+
+    def _shared_informer(self, gr: GroupResource, version: str) -> Informer | None:
+        """The ``/clusters/*`` informer on projected copies of ``gr`` at ``version``, if kcp serves one."""
+        inf = self._shared.get((gr, version))
+        if inf is not None:
+            return inf
+        if gr in self._natives and version in self._natives[gr].versions:
+            path = self._natives[gr].path(version)
+        elif gr in self._bound and version in self._bound[gr][1]:
+            base = f"/apis/{gr.group}/{version}" if gr.group else f"/api/{version}"
+            path = f"{base}/{kcp.with_identity(gr.resource, self._bound[gr][0])}"
+        else:
+            return None
+        inf = self.factory.informer(kcp.wildcard(self.all), path, label_selector=PROJECTED_SELECTOR)
+        inf.add_event_handler(
+            on_add=lambda o: self._copy_event_any(gr, o),
+            on_update=lambda o, n: self._copy_event_any(gr, n),
+            on_delete=lambda o: self._copy_event_any(gr, o),
+        )
+        self._shared[(gr, version)] = inf
+        return inf
+
+    def _copy_event_any(self, gr: GroupResource, obj: Mapping[str, Any]) -> None:
+        name = self._mailbox_by_cluster.get(kcp.cluster_of(obj))
+        if name is not None:
+            self._copy_event(name, gr, obj)
 
     def _recompute_on(self, inf: Informer) -> None:
         inf.add_event_handler(
@@ -251,6 +319,11 @@ class Translator:
             return Result(requeue_after=0.5)  # a source cache is still filling: never act on a partial view
         locations = {(kcp.cluster_of(loc), _name(loc)): loc for loc in self.locations.list()}
         mailboxes = self._mailbox_workspaces()
+        self._mailbox_by_cluster = {
+            str((ws.get("spec") or {}).get("cluster")): name
+            for name, ws in mailboxes.items()
+            if (ws.get("spec") or {}).get("cluster")
+        }
         desired = compute(views, locations, sorted(mailboxes))
         with self._lock:
             previous = self._desired
@@ -415,7 +488,7 @@ class Translator:
 
     def _copy_informer(self, name: str, mb: _Mailbox, gr: GroupResource, version: str) -> Informer | None:
         """The informer on projected copies of ``gr`` in the mailbox; None while not served."""
-        inf = mb.copies.get((gr, version))
+        inf = self._shared_informer(gr, version) or mb.copies.get((gr, version))
         if inf is not None:
             return inf
         api = self.discovery.find(mb.client, gr.group, gr.resource)
@@ -519,15 +592,21 @@ class Translator:
 
         # Stale copies: projected, not wanted, not held back.  Namespaces are never deleted.
         keep = set(want.copies) | set(want.held)
-        for gr, inf in informers.items():
-            for obj in inf.list():
+        candidates: dict[tuple[GroupResource, str], Informer] = {
+            (gr, version): inf for (gr, version), inf in self._shared.items() if gr != NAMESPACES
+        }
+        candidates.update({(gr, versions[gr]): inf for gr, inf in informers.items()})
+        for (gr, version), inf in candidates.items():
+            if not inf.has_synced():
+                continue
+            objs = inf.by_index("cluster", cluster) if inf in self._shared.values() else inf.list()
+            for obj in objs:
                 key = CopyKey(gr, str(_md(obj).get("namespace") or ""), _name(obj))
                 if key in keep or _md(obj).get("deletionTimestamp"):
                     continue
                 wkey = f"{cluster}|{key}"
                 if self._written.fresh(wkey, obj) is None:
                     continue  # deleted already; the cache lags
-                version = versions[gr]
                 path = _collection(gr, f"{gr.group}/{version}" if gr.group else version, key.namespace)
                 try:
                     client.delete(
@@ -613,7 +692,8 @@ class Translator:
         copy = md.copies.get(ck) if md else None
         if mb is None or copy is None:
             return None
-        copy_inf = mb.copies.get((ck.gr, copy.api_version.rpartition("/")[2]))
+        copy_version = copy.api_version.rpartition("/")[2]
+        copy_inf = self._shared.get((ck.gr, copy_version)) or mb.copies.get((ck.gr, copy_version))
         mirror = copy_inf.get(make_key(mb.cluster, ck.namespace, ck.name)) if copy_inf else None
         if mirror is None or "status" not in mirror or mirror.get("status") == obj.get("status"):
             return None
