@@ -670,7 +670,8 @@ class Translator:
             self._annotated.discard(key)
             return None
         version, inf = st.sources[ck.gr]
-        obj = inf.get(make_key(cluster, ck.namespace, ck.name))
+        wkey = f"{cluster}|source|{ck}"
+        obj = self._written.fresh(wkey, inf.get(make_key(cluster, ck.namespace, ck.name)))
         if obj is None:
             self._annotated.discard(key)
             return None
@@ -679,7 +680,8 @@ class Translator:
         have = (_md(obj).get("annotations") or {}).get(EXECUTING_COUNT)
         path = f"{_collection(ck.gr, _gv(ck.gr, version), ck.namespace)}/{ck.name}"
         if want != have:
-            st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
+            obj = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
+            self._written.wrote(wkey, obj)
         if want is None:
             self._annotated.discard(key)
         else:
@@ -697,8 +699,10 @@ class Translator:
         mirror = copy_inf.get(make_key(mb.cluster, ck.namespace, ck.name)) if copy_inf else None
         if mirror is None or "status" not in mirror or mirror.get("status") == obj.get("status"):
             return None
+        if ck.gr == NAMESPACES:
+            return None  # a Namespace's status is the server's own, on both sides
         try:
-            st.client.update(f"{path}/status", {**obj, "status": mirror["status"]})
+            self._written.wrote(wkey, st.client.update(f"{path}/status", {**obj, "status": mirror["status"]}))
             log.log(V(2), "Return of singleton reported state happened object=%s", ck)
         except ApiError as e:
             if e.not_found:
@@ -711,7 +715,8 @@ class Translator:
     def _reconcile_status(self, key: tuple[str, str]) -> Result | None:
         cluster, name = key
         desired = self._desired
-        ep = self.eps.get(make_key(cluster, "", name))
+        wkey = f"{cluster}|placement|{name}"
+        ep = self._written.fresh(wkey, self.eps.get(make_key(cluster, "", name)))
         if desired is None or ep is None:
             return None
         issues = list(desired.placement_problems.get(key, []))
@@ -745,7 +750,9 @@ class Translator:
             "metadata": {"name": name},
             "status": {"conditions": [condition]},
         }
-        kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
+        self._written.wrote(
+            wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
+        )
         return None
 
 
