@@ -328,6 +328,8 @@ class Translator:
         with self._lock:
             previous = self._desired
             self._desired = desired
+        _log_puts("what", previous.whats if previous else {}, desired.whats)
+        _log_puts("where", previous.wheres if previous else {}, desired.wheres)
         reported = {(p.cluster, p.reason, p.message) for p in previous.problems} if previous else set()
         for problem in desired.problems:
             if (problem.cluster, problem.reason, problem.message) in reported:
@@ -754,6 +756,16 @@ class Translator:
             wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
         )
         return None
+
+
+def _log_puts(kind: str, before: Mapping[tuple[str, str], Any], after: Mapping[tuple[str, str], Any]) -> None:
+    """Upstream's resolver log lines: ``"Put" map="what"|"where"`` (and ``"Delete"``) per change."""
+    for key, value in after.items():
+        if before.get(key) != value:
+            shown = [str(v) for v in value[0]] if kind == "what" else [d.mailbox for d in value]
+            log.info('"Put" map="%s" key=%s:%s val=%s', kind, key[0], key[1], shown)
+    for key in before.keys() - after.keys():
+        log.info('"Delete" map="%s" key=%s:%s', kind, key[0], key[1])
 
 
 def _now() -> str:

@@ -22,6 +22,7 @@ Rules (spec decision 5):
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -154,6 +155,9 @@ class Desired:
     singleton_sources: dict[tuple[str, CopyKey], str]
     # (WMW cluster, placement name) -> problems to show in its Projected condition
     placement_problems: dict[tuple[str, str], list[str]]
+    # (WMW cluster, placement name) -> its resolved what (selected objects, upsync) and where
+    whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = field(default_factory=dict)
+    wheres: dict[tuple[str, str], tuple[Destination, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -269,6 +273,8 @@ def compute(
     """The desired content of every mailbox (those in ``mailboxes`` and every destination)."""
     problems: list[Problem] = []
     placement_problems: dict[tuple[str, str], list[str]] = {}
+    whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = {}
+    wheres: dict[tuple[str, str], tuple[Destination, ...]] = {}
     # mailbox -> key -> WMW cluster -> contribution
     contribs: dict[str, dict[CopyKey, dict[str, _Contribution]]] = defaultdict(lambda: defaultdict(dict))
     upsyncs: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
@@ -282,6 +288,11 @@ def compute(
             issues: list[str] = []
             parts, implicit = _selected(ws, p, issues)
             placement_problems[(ws.cluster, p.name)] = issues
+            whats[(ws.cluster, p.name)] = (
+                tuple(sorted(parts)),
+                tuple(json.dumps(u, sort_keys=True) for u in p.spec.get("upsync") or []),
+            )
+            wheres[(ws.cluster, p.name)] = tuple(p.destinations)
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
             compiled, _ = compile_placement(p.spec)
@@ -376,7 +387,7 @@ def compute(
 
     executing_counts = {k: len(reach.get(k, set())) for k in singleton}
     singleton_sources = {k: next(iter(reach[k])) for k in singleton if len(reach.get(k, set())) == 1}
-    return Desired(out, problems, executing_counts, singleton_sources, placement_problems)
+    return Desired(out, problems, executing_counts, singleton_sources, placement_problems, whats, wheres)
 
 
 def syncer_config_spec(
