@@ -1,0 +1,705 @@
+"""Informers: a list+watch reflector feeding an indexed cache and event handlers (client-go's
+``tools/cache`` Reflector and SharedIndexInformer), with threads, over :class:`RestClient`.
+
+One :class:`Informer` watches one resource collection under one client prefix (a logical cluster,
+kcp's ``/clusters/*``, or a virtual workspace), optionally narrowed by label and field selectors.
+Its watch thread runs the reflector loop of spec §2.8:
+
+1. **List**, following ``continue`` tokens.  The first list asks for ``resourceVersion=0`` with
+   ``limit`` (the apiserver's watch cache serves it whole); a relist after a watch failure asks for
+   the last resource version seen, without ``limit`` so the watch cache serves it ("not older
+   than"); a relist after the list itself failed with 410 Gone or "too large resource version" asks
+   for ``""`` (a consistent read from etcd), paginated.  The result replaces the cache atomically:
+   objects that are new are *added*, those already known are *updated* (also when unchanged, as
+   client-go's Replace/Sync deltas are), and known objects missing from the list are *deleted*, with
+   the last known object (the tombstone client-go wraps in ``DeletedFinalStateUnknown``).
+2. **Watch** from the list's resource version with ``allowWatchBookmarks=true`` and a server
+   ``timeoutSeconds`` drawn from [300, 600].  Every event and bookmark advances the last resource
+   version.  A client read timeout (70 s, longer than the watch cache's one-minute bookmarks) bounds
+   the silence on the stream, so a stalled connection is noticed.
+3. When the server ends the watch, or the stream breaks or stalls, **watch again** at once from the
+   last resource version.  A watch that ends within 1 s without an event counts as a failure.
+4. On failure, **back off** (0.8 s doubling to 30 s, with up to 100 % jitter, reset after 2 min
+   without a failure; :class:`Backoff`), then: after 410 Gone (an HTTP answer or an in-stream
+   ``ERROR`` event with code 410) or any other error, relist; after 429, 401 (the client has
+   reloaded its credentials) or a refused connection, watch again without relisting.
+
+Event handlers (:meth:`Informer.add_event_handler`) never run on the watch thread: the watch thread
+updates the cache and appends notifications to an unbounded queue that one dispatcher thread per
+informer drains, in order, so a slow handler delays other handlers but never the watch.  A handler
+added to a running informer first receives an add for every object then in the cache, then the
+notifications that follow; its registration's :meth:`~HandlerRegistration.has_synced` turns true
+once it has received the initial list.  Handler exceptions are logged and dropped.
+
+Objects are plain decoded-JSON dicts, shared between the cache and all handlers: treat them as
+read-only.  Items of a list get ``kind`` and ``apiVersion`` from the list when they lack them, so
+listed and watched objects look alike.
+
+:class:`SharedInformerFactory` hands out one informer per (client prefix, resource path,
+selectors), so controllers watching the same thing share one cache and one watch.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import random
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import urllib3
+
+from pkg.runtime.clock import Clock, RealClock
+from pkg.runtime.klog import V, kv
+from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.store import Indexer, IndexFunc, KeyFunc, Object, cluster_namespace_key
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_READ_TIMEOUT = 70.0
+"""Seconds of silence after which a watch stream counts as stalled (kopf's 70 s; spec §2.8)."""
+
+MIN_WATCH_TIMEOUT = 300
+"""client-go's ``defaultMinWatchTimeout``; each watch asks for a ``timeoutSeconds`` in [min, 2*min]."""
+
+DEFAULT_PAGE_SIZE = 500
+"""client-go's pager default page size."""
+
+VERY_SHORT_WATCH = 1.0
+"""A watch that ends this fast without an event is a failure (client-go's ``VeryShortWatchError``)."""
+
+_ADD, _UPDATE, _DELETE, _SYNCED = range(4)
+
+
+class Backoff:
+    """client-go's ``exponentialBackoffManager`` with the reflector's defaults.
+
+    :meth:`next` returns ``d * (1 + jitter * U[0, 1))`` where ``d`` starts at ``initial`` and doubles
+    (by ``factor``) on every call up to ``maximum``; when more than ``reset_after`` seconds have passed
+    since the previous call, ``d`` starts over at ``initial``.
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.8,
+        maximum: float = 30.0,
+        *,
+        factor: float = 2.0,
+        jitter: float = 1.0,
+        reset_after: float = 120.0,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.factor = factor
+        self.jitter = jitter
+        self.reset_after = reset_after
+        self.clock: Clock = RealClock() if clock is None else clock
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._current = initial
+        self._last: float | None = None
+
+    def next(self) -> float:
+        with self._lock:
+            now = self.clock.now()
+            if self._last is not None and now - self._last > self.reset_after:
+                self._current = self.initial
+            self._last = now
+            delay = self._current
+            self._current = min(self._current * self.factor, self.maximum)
+        return delay * (1.0 + self.jitter * self._rng.random()) if self.jitter > 0 else delay
+
+
+@dataclass(eq=False)
+class HandlerRegistration:
+    """One handler set added to an informer; pass it to :meth:`Informer.remove_event_handler`."""
+
+    on_add: Callable[[Object], None] | None = None
+    on_update: Callable[[Object, Object], None] | None = None
+    on_delete: Callable[[Object], None] | None = None
+    _synced: threading.Event = field(default_factory=threading.Event, repr=False)
+    _removed: bool = field(default=False, repr=False)
+
+    def has_synced(self) -> bool:
+        """Whether this handler has received the notifications for the informer's initial list."""
+        return self._synced.is_set()
+
+
+@dataclass
+class InformerStats:
+    """Counters for tests and debugging (read without locking)."""
+
+    lists: int = 0
+    """Successful lists (the first one included)."""
+    watches: int = 0
+    """Watch requests made."""
+    expired: int = 0
+    """Watches or lists that ended with 410 Gone."""
+    failures: int = 0
+    """Failures followed by a backoff."""
+
+
+class _VeryShortWatch(Exception):
+    pass
+
+
+_Entry = tuple[tuple[HandlerRegistration, ...], int, Object | None, Object | None]
+
+
+class Informer:
+    """A list+watch cache of one resource collection, with indexes and event handlers.
+
+    ``resource_path`` is the collection's API path under ``client``'s prefix, e.g.
+    ``/api/v1/configmaps``, ``/api/v1/namespaces/ns/configmaps`` or
+    ``/apis/edge.kubestellar.io/v2alpha1/edgeplacements``.  ``transform`` (client-go's
+    ``SetTransform``) may shrink each object before it is cached, e.g. drop ``managedFields``; it must
+    keep ``metadata``'s name, namespace, resourceVersion and annotations.  ``clock`` times the backoff
+    (tests pass a :class:`~pkg.runtime.clock.FakeClock` to hold the informer in backoff).
+    An informer runs once: after :meth:`stop` it cannot start again.
+    """
+
+    def __init__(
+        self,
+        client: RestClient,
+        resource_path: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+        key_func: KeyFunc = cluster_namespace_key,
+        transform: Callable[[Object], Object] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        min_watch_timeout: int = MIN_WATCH_TIMEOUT,
+        backoff: Backoff | None = None,
+        clock: Clock | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.client = client
+        self.resource_path = "/" + resource_path.strip("/")
+        self.label_selector = label_selector or None
+        self.field_selector = field_selector or None
+        self.indexer = Indexer(key_func, indexers)
+        self.transform = transform
+        self.page_size = page_size
+        self.read_timeout = read_timeout
+        self.min_watch_timeout = min_watch_timeout
+        self.clock: Clock = RealClock() if clock is None else clock
+        self.backoff = backoff or Backoff(clock=self.clock)
+        self.name = name or f"{client.prefix}{self.resource_path}"
+        self.stats = InformerStats()
+        self._rng = random.Random()
+
+        self._lock = threading.Lock()  # cache writes + enqueueing, and handler registration
+        self._handlers: tuple[HandlerRegistration, ...] = ()
+        self._synced = threading.Event()
+
+        self._queue: deque[_Entry] = deque()
+        self._queue_cond = threading.Condition()
+
+        self._cond = threading.Condition()  # backoff waits; notified by stop()
+        self._started = False
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+
+        self._last_rv = ""
+        self._rv_unavailable = False  # the last list failed with 410/too large: relist from ""
+        self._stream_lock = threading.Lock()
+        self._stream: Iterator[dict[str, Any]] | None = None
+        self._rewatch_requested = False
+        self._rewatch_rv: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the watch and dispatcher threads (a no-op when running)."""
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError(f"informer {self.name} was stopped; it cannot start again")
+            if self._started:
+                return
+            self._started = True
+        self._threads = [
+            threading.Thread(target=self._dispatch_loop, name=f"informer-dispatch {self.name}", daemon=True),
+            threading.Thread(target=self._run, name=f"informer-watch {self.name}", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the watch (closing its connection) and the dispatcher; ``True`` if both ended in time.
+
+        Notifications not yet delivered are dropped.  Safe to call from a handler.
+        """
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        with self._queue_cond:
+            self._queue.clear()
+            self._queue_cond.notify_all()
+        deadline = time.monotonic() + timeout
+        others = [t for t in self._threads if t is not threading.current_thread()]
+        while True:
+            self._close_stream()  # again each round: a watch may have been opening meanwhile
+            alive = [t for t in others if t.is_alive()]
+            remaining = deadline - time.monotonic()
+            if not alive or remaining <= 0:
+                break
+            alive[0].join(min(0.05, remaining))
+        if alive:
+            _log.warning("Informer threads did not stop in time %s", kv(informer=self.name, timeout=timeout))
+        return not alive
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
+    def has_synced(self) -> bool:
+        """Whether the cache holds a complete list (it stays true across relists)."""
+        return self._synced.is_set()
+
+    def wait_for_cache_sync(self, timeout: float | None = None) -> bool:
+        return self._synced.wait(timeout)
+
+    @property
+    def last_resource_version(self) -> str:
+        """The resource version the next watch resumes from."""
+        return self._last_rv
+
+    def restart_watch(self, resource_version: str | None = None, timeout: float = 5.0) -> bool:
+        """End the current watch now; the next one resumes from ``resource_version`` if given.
+
+        Returns once the watch thread has taken the request (``False`` if it did not within
+        ``timeout``); when no watch is open, the next one takes it as it starts.  Tests use this to
+        force a resume from a resource version that is too old (410 Gone).
+        """
+        self._rewatch_rv = resource_version
+        self._rewatch_requested = True
+        deadline = time.monotonic() + timeout
+        while self._rewatch_requested and not self._stopping:
+            with self._stream_lock:
+                if self._stream is None:
+                    return True
+            self._close_stream()  # again each round: the request may not have been sent yet
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    # --- cache reads (delegated to the indexer) -------------------------------------------------
+
+    def get(self, key: str) -> Object | None:
+        return self.indexer.get(key)
+
+    def list(self) -> builtins.list[Object]:
+        return self.indexer.list()
+
+    def by_index(self, index: str, value: str) -> builtins.list[Object]:
+        return self.indexer.by_index(index, value)
+
+    def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
+        self.indexer.add_indexers(indexers)
+
+    # --- handlers ------------------------------------------------------------------------------
+
+    def add_event_handler(
+        self,
+        on_add: Callable[[Object], None] | None = None,
+        on_update: Callable[[Object, Object], None] | None = None,
+        on_delete: Callable[[Object], None] | None = None,
+    ) -> HandlerRegistration:
+        """Register handlers; on a synced informer they first get an add per cached object."""
+        reg = HandlerRegistration(on_add, on_update, on_delete)
+        with self._lock:
+            if self._synced.is_set():
+                only = (reg,)
+                entries: list[_Entry] = [(only, _ADD, None, obj) for obj in self.indexer.list()]
+                entries.append((only, _SYNCED, None, None))
+                self._enqueue(entries)
+            self._handlers = (*self._handlers, reg)
+        return reg
+
+    def remove_event_handler(self, reg: HandlerRegistration) -> None:
+        """Stop delivering to ``reg`` (including what is queued for it)."""
+        with self._lock:
+            reg._removed = True
+            self._handlers = tuple(h for h in self._handlers if h is not reg)
+
+    def _enqueue(self, entries: builtins.list[_Entry]) -> None:
+        if not entries:
+            return
+        with self._queue_cond:
+            if self._stopping:
+                return
+            self._queue.extend(entries)
+            self._queue_cond.notify()
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            with self._queue_cond:
+                while not self._queue and not self._stopping:
+                    self._queue_cond.wait()
+                if self._stopping:
+                    return
+                targets, op, old, new = self._queue.popleft()
+            for reg in targets:
+                if reg._removed:
+                    continue
+                try:
+                    if op == _ADD:
+                        if reg.on_add is not None:
+                            reg.on_add(cast(Object, new))
+                    elif op == _UPDATE:
+                        if reg.on_update is not None:
+                            reg.on_update(cast(Object, old), cast(Object, new))
+                    elif op == _DELETE:
+                        if reg.on_delete is not None:
+                            reg.on_delete(cast(Object, old))
+                    else:
+                        reg._synced.set()
+                except Exception:
+                    _log.exception("Event handler failed %s", kv(informer=self.name))
+
+    # --- cache writes (watch thread) ------------------------------------------------------------
+
+    def _replace(self, objects: builtins.list[Object], resource_version: str) -> None:
+        with self._lock:
+            handlers = self._handlers
+            before = dict(self.indexer.items()) if handlers else {}
+            dropped = self.indexer.replace(objects, resource_version)
+            entries: list[_Entry] = []
+            if handlers:
+                key_func = self.indexer.key_func
+                for obj in objects:
+                    old = before.get(key_func(obj))
+                    entries.append(
+                        (handlers, _ADD, None, obj) if old is None else (handlers, _UPDATE, old, obj)
+                    )
+                entries.extend((handlers, _DELETE, obj, None) for obj in dropped.values())
+            if not self._synced.is_set():
+                entries.extend(((reg,), _SYNCED, None, None) for reg in handlers)
+                self._synced.set()
+            self._enqueue(entries)
+        if dropped:
+            _log.log(V(2), "Relist dropped objects %s", kv(informer=self.name, count=len(dropped)))
+
+    def _apply(self, event_type: str, obj: Object) -> None:
+        with self._lock:
+            handlers = self._handlers
+            if event_type == "DELETED":
+                self.indexer.delete(obj)
+                entry: _Entry = (handlers, _DELETE, obj, None)
+            else:
+                old = self.indexer.add(obj)
+                entry = (handlers, _ADD, None, obj) if old is None else (handlers, _UPDATE, old, obj)
+            if handlers:
+                self._enqueue([entry])
+
+    # --- reflector (watch thread) ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        relist = True
+        while not self._stopping:
+            try:
+                if relist:
+                    self._list()
+                    relist = False
+                self._watch()
+                continue  # the watch ended normally, broke or stalled: resume at once
+            except Exception as err:
+                if self._stopping:
+                    break
+                relist = self._failed(err, listing=relist)
+            self._sleep(self.backoff.next())
+        _log.log(V(2), "Informer stopped %s", kv(informer=self.name))
+
+    def _failed(self, err: Exception, *, listing: bool) -> bool:
+        """Log a failure and say whether to relist after the backoff."""
+        self.stats.failures += 1
+        if isinstance(err, ApiError) and (err.gone or _too_large_rv(err)):
+            self.stats.expired += 1
+            if listing:
+                self._rv_unavailable = True  # the next list reads from etcd
+            _log.log(V(2), "%s %s", "List" if listing else "Watch", kv(informer=self.name, closed=err))
+            return True
+        what = "list" if listing else "watch"
+        _log.warning("Failed to %s, backing off %s", what, kv(informer=self.name, err=err))
+        if listing:
+            return True
+        if isinstance(err, ApiError):
+            return err.status not in (401, 429)
+        return not isinstance(err, urllib3.exceptions.ConnectTimeoutError)  # refused, unreachable
+
+    def _sleep(self, seconds: float) -> None:
+        with self._cond:
+            deadline = self.clock.now() + seconds
+            while not self._stopping:
+                remaining = deadline - self.clock.now()
+                if remaining <= 0:
+                    return
+                self.clock.wait(self._cond, remaining)
+
+    def _selectors(self) -> dict[str, Any]:
+        return {"labelSelector": self.label_selector, "fieldSelector": self.field_selector}
+
+    def _list(self) -> None:
+        rv = "" if self._rv_unavailable else (self._last_rv or "0")
+        paginate = rv in ("", "0")
+        params: dict[str, Any] = {
+            "resourceVersion": rv,
+            "limit": self.page_size if paginate else None,
+            **self._selectors(),
+        }
+        items: list[Object] = []
+        while True:
+            page = self.client.get(self.resource_path, params)
+            if self._stopping:
+                return
+            kind = str(page.get("kind") or "").removesuffix("List")
+            api_version = page.get("apiVersion")
+            for item in page.get("items") or []:
+                if kind and "kind" not in item:
+                    item["kind"] = kind
+                if api_version and "apiVersion" not in item:
+                    item["apiVersion"] = api_version
+                items.append(self.transform(item) if self.transform else item)
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                break
+            params = {"limit": self.page_size, "continue": token, **self._selectors()}
+        list_rv = str(meta.get("resourceVersion") or "")
+        self._replace(items, list_rv)
+        self._last_rv = list_rv
+        self._rv_unavailable = False
+        self.stats.lists += 1
+        _log.log(V(3), "Listed %s", kv(informer=self.name, resourceVersion=list_rv, rv=rv, items=len(items)))
+
+    def _watch(self) -> None:
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": self._last_rv,
+            "timeoutSeconds": self._rng.randint(self.min_watch_timeout, 2 * self.min_watch_timeout),
+            **self._selectors(),
+        }
+        if self._rewatch_requested:  # asked for while no watch ran
+            self._take_rewatch_request()
+            params["resourceVersion"] = self._last_rv
+        self.stats.watches += 1
+        started = time.monotonic()
+        events = 0
+        stream = self.client.stream(self.resource_path, params, self.read_timeout)
+        with self._stream_lock:
+            self._stream = stream
+        try:
+            if self._stopping or self._rewatch_requested:
+                return
+            for event in stream:
+                if self._stopping or self._rewatch_requested:
+                    break
+                events += 1
+                self._handle(event)
+        except (ApiError, urllib3.exceptions.ConnectTimeoutError):
+            raise  # the request failed (or an ERROR event came)
+        except Exception as err:  # the stream broke or stalled
+            if self._stopping or self._rewatch_requested:
+                return
+            if events == 0 and time.monotonic() - started < VERY_SHORT_WATCH:
+                raise _VeryShortWatch(f"watch failed at once: {err!r}") from err
+            _log.log(V(2), "Watch stream ended %s", kv(informer=self.name, err=repr(err), events=events))
+            return
+        finally:
+            with self._stream_lock:
+                self._stream = None
+            if isinstance(stream, types.GeneratorType):
+                stream.close()
+            if self._rewatch_requested:
+                self._take_rewatch_request()
+                events = -1  # a requested end is no failure
+        if events == 0 and time.monotonic() - started < VERY_SHORT_WATCH:
+            raise _VeryShortWatch("very short watch: the server ended it at once without an event")
+
+    def _take_rewatch_request(self) -> None:
+        self._rewatch_requested = False
+        if self._rewatch_rv is not None:
+            self._last_rv, self._rewatch_rv = self._rewatch_rv, None
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        event_type = event.get("type")
+        obj = event.get("object") or {}
+        if event_type == "ERROR":
+            raise ApiError(int(obj.get("code") or 500), "WATCH", self.client.url(self.resource_path), obj)
+        meta = obj.get("metadata") or {}
+        rv = meta.get("resourceVersion")
+        if event_type == "BOOKMARK":
+            if rv:
+                self._last_rv = str(rv)
+            return
+        if event_type not in ("ADDED", "MODIFIED", "DELETED") or not meta.get("name"):
+            _log.warning("Skipping unexpected watch event %s", kv(informer=self.name, type=event_type))
+            return
+        self._apply(event_type, self.transform(obj) if self.transform else obj)
+        if rv:
+            self._last_rv = str(rv)
+
+    def _close_stream(self) -> None:
+        """Shut the current watch connection's socket down, waking the watch thread's blocked read."""
+        with self._stream_lock:
+            stream = self._stream
+        if stream is not None:
+            for resp in _responses_of(stream):
+                try:
+                    resp.shutdown()
+                except Exception:  # already released, or shut down
+                    _log.log(V(4), "Could not shut a watch response down", exc_info=True)
+
+
+def _responses_of(stream: Iterator[dict[str, Any]]) -> Iterator[Any]:
+    """The urllib3 response a running :meth:`RestClient.stream` generator reads from.
+
+    ``RestClient.stream`` offers no handle to cancel a blocked read from another thread, so this
+    looks it up in the generator's frame; nothing is found before the request has been sent.
+    """
+    frame = stream.gi_frame if isinstance(stream, types.GeneratorType) else None
+    if frame is None:
+        return
+    for value in list(frame.f_locals.values()):
+        if isinstance(value, urllib3.response.BaseHTTPResponse):
+            yield value
+
+
+def _too_large_rv(err: ApiError) -> bool:
+    return err.status == 504 and "too large resource version" in err.message.lower()
+
+
+# --- SharedInformerFactory -----------------------------------------------------------------------
+
+InformerKey = tuple[str, str, str, str]
+"""(client prefix, resource path, label selector, field selector)."""
+
+
+class SharedInformerFactory:
+    """One :class:`Informer` per (client prefix, resource path, label selector, field selector).
+
+    ``informer_options`` are passed to every informer it creates (e.g. ``read_timeout``).  Informers
+    asked for after :meth:`start` start at once; :meth:`remove` stops and forgets one (for resources
+    that come and go at run time).
+    """
+
+    def __init__(self, **informer_options: Any) -> None:
+        self._options = informer_options
+        self._lock = threading.Lock()
+        self._informers: dict[InformerKey, Informer] = {}
+        self._started = False
+
+    @staticmethod
+    def key(
+        client: RestClient,
+        resource_path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> InformerKey:
+        return (client.prefix, "/" + resource_path.strip("/"), label_selector or "", field_selector or "")
+
+    def informer(
+        self,
+        client: RestClient,
+        resource_path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+    ) -> Informer:
+        """The shared informer for this key, created (and started, if the factory runs) on first use.
+
+        ``indexers`` are added to an existing informer; a name it has with another function is an error.
+        """
+        key = self.key(client, resource_path, label_selector, field_selector)
+        with self._lock:
+            informer = self._informers.get(key)
+            if informer is None:
+                informer = Informer(
+                    client,
+                    resource_path,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    indexers=indexers,
+                    **self._options,
+                )
+                self._informers[key] = informer
+                if self._started:
+                    informer.start()
+                return informer
+        if indexers:
+            informer.add_indexers(indexers)
+        return informer
+
+    def get(
+        self,
+        client: RestClient,
+        resource_path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Informer | None:
+        with self._lock:
+            return self._informers.get(self.key(client, resource_path, label_selector, field_selector))
+
+    def informers(self) -> dict[InformerKey, Informer]:
+        with self._lock:
+            return dict(self._informers)
+
+    def start(self) -> None:
+        """Start every informer, and any asked for from now on."""
+        with self._lock:
+            self._started = True
+            informers = list(self._informers.values())
+        for informer in informers:
+            informer.start()
+
+    def remove(
+        self,
+        client: RestClient,
+        resource_path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> bool:
+        """Stop and forget one informer; ``False`` if there was none.  A later ask makes a new one."""
+        with self._lock:
+            informer = self._informers.pop(
+                self.key(client, resource_path, label_selector, field_selector), None
+            )
+        if informer is None:
+            return False
+        informer.stop()
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop and forget every informer; the factory may be started again."""
+        with self._lock:
+            informers = list(self._informers.values())
+            self._informers.clear()
+            self._started = False
+        for informer in informers:
+            informer.stop(timeout)
+
+    def wait_for_cache_sync(self, timeout: float | None = None) -> dict[InformerKey, bool]:
+        """Wait (in total at most ``timeout`` seconds) for the started informers to sync."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        result: dict[InformerKey, bool] = {}
+        for key, informer in self.informers().items():
+            if not informer.started or informer.stopped:
+                continue
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            result[key] = informer.wait_for_cache_sync(remaining)
+        return result
