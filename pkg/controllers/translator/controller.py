@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,7 @@ EDGE = f"/apis/{EDGE_GROUP}/v2alpha1"
 WORKSPACES = f"{kcp.TENANCY}/workspaces"
 PROJECTED_SELECTOR = f"{PROJECTED_LABEL}=yes"
 RETRY_SOON = Result(requeue_after=1.0)
+WAIT_REPORTED_AFTER = 10.0  # seconds a copy may wait for its resource before placements say so
 _ALL = "all"
 
 
@@ -173,6 +175,7 @@ class Translator:
         # enqueue them directly, so a recomputation that leaves their desired state equal skips them.
         self._clean: set[tuple[str, str]] = set()
         self._mailbox_by_cluster: dict[str, str] = {}
+        self._waiting: dict[str, tuple[list[str], float]] = {}  # mailbox -> (why copies wait, since)
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -394,11 +397,13 @@ class Translator:
             st.crds = self.factory.informer(
                 st.client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
             )
-            st.crds.add_event_handler(
-                on_add=lambda o: self._crds_changed(st),
-                on_update=lambda o, n: self._crds_changed(st),
-                on_delete=lambda o: self._crds_changed(st),
-            )
+            for inf in (st.crds, self.factory.informer(st.client, f"{kcp.APIS}/apibindings")):
+                # A new CRD or APIBinding changes what the WMW serves: discover again.
+                inf.add_event_handler(
+                    on_add=lambda o: self._crds_changed(st),
+                    on_update=lambda o, n: self._crds_changed(st),
+                    on_delete=lambda o: self._crds_changed(st),
+                )
         if not st.path:
             try:
                 st.path = kcp.logical_cluster_path(self.all, cluster) or cluster
@@ -554,7 +559,7 @@ class Translator:
             inf = self._copy_informer(name, mb, gr, version)
             if inf is None:
                 if any(k.gr == gr for k in want.copies):
-                    waiting.append(f"{gr} is not served yet")
+                    waiting.append(f"{gr} is not served yet in mailbox {name}")
                 continue
             informers[gr] = inf
         if not mb.namespaces.has_synced() or not all(i.has_synced() for i in informers.values()):
@@ -622,6 +627,7 @@ class Translator:
                 except ApiError as e:
                     if not (e.not_found or e.conflict):
                         raise
+        self._set_waiting(name, waiting, desired)
         if waiting:
             log.log(V(2), "copies wait mailbox=%s reason=%r", name, "; ".join(waiting))
             return RETRY_SOON
@@ -646,6 +652,15 @@ class Translator:
         if self._desired is desired:
             self._clean.add((name, cluster))
         return None
+
+    def _set_waiting(self, mailbox: str, waiting: list[str], desired: Desired) -> None:
+        """Remember why copies wait; the placements sending to that mailbox show it while it lasts."""
+        if self._waiting.get(mailbox, ([], 0.0))[0] == waiting:
+            return
+        self._waiting[mailbox] = (waiting, time.monotonic())
+        for key, destinations in desired.wheres.items():
+            if any(d.mailbox == mailbox for d in destinations):
+                self.status_ctl.enqueue(key)
 
     def _create(
         self, client: RestClient, path: str, body: Mapping[str, Any], mailbox: str
@@ -725,18 +740,28 @@ class Translator:
         for p in desired.problems:
             if p.cluster == cluster and name in p.placements and p.obj is not None:
                 issues.append(p.message)
+        # A short wait (a CRD being established) is normal; one that lasts is reported.
+        now = time.monotonic()
+        waits = [self._waiting.get(d.mailbox, ([], now)) for d in desired.wheres.get(key, ())]
+        waiting = sorted(
+            {w for reasons, since in waits if now - since >= WAIT_REPORTED_AFTER for w in reasons}
+        )
+        pending = [since + WAIT_REPORTED_AFTER - now for reasons, since in waits if reasons]
         status, reason = ("False", "HeldBack") if issues else ("True", "Projected")
+        if waiting and not issues:
+            status, reason, issues = "False", "Waiting", waiting
         message = "; ".join(sorted(set(issues)))[:2000] if issues else "every selected object is projected"
         current = next(
             (c for c in (ep.get("status") or {}).get("conditions") or [] if c.get("type") == "Projected"),
             None,
         )
+        again = Result(requeue_after=max(0.1, min(pending))) if pending and not waiting else None
         if current and (current.get("status"), current.get("reason"), current.get("message")) == (
             status,
             reason,
             message,
         ):
-            return None
+            return again
         since = current.get("lastTransitionTime") if current and current.get("status") == status else None
         condition = {
             "type": "Projected",
@@ -755,7 +780,7 @@ class Translator:
         self._written.wrote(
             wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
         )
-        return None
+        return again
 
 
 def _log_puts(kind: str, before: Mapping[tuple[str, str], Any], after: Mapping[tuple[str, str], Any]) -> None:
