@@ -47,8 +47,14 @@ e2e: $(STAMP) kcp
 test: $(STAMP) lint typecheck verify-codegen kcp
 	$(PY) -m pytest test
 
+# The README's first command: example1 on a fresh kcp with every controller (ARGS=--keep leaves it running).
+demo: $(STAMP) kcp
+	$(PY) hack/demo.py $(ARGS)
+
+# Workqueue throughput, then the translator at scale on a private kcp (bench/scale.py; a few minutes).
 bench: $(STAMP) kcp
 	$(PY) -m bench.workqueue
+	$(PY) -m bench.scale --size small
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
