@@ -1,0 +1,337 @@
+"""The mailbox controller (behaviour 3, spec decisions 1 and 8, scenarios A.1, C3, C15, C29).
+
+One mailbox workspace under ``root`` per SyncTarget of every inventory workspace, named by
+:func:`~pkg.controllers.mailbox.naming.mailbox_name`, annotated with the SyncTarget's name, and
+holding an APIBinding ``bind-edge`` to the edge export plus every kube-type binding that a WMW gets
+(``bootstrap.wmw_bindings()`` without its ``bind-espw``: a second binding to the edge export would
+be a naming conflict in kcp), so that a mailbox serves every kube type a WMW can hold.
+
+Work items are mailbox names.  They come from SyncTarget events (read through the edge APIExport's
+virtual workspace), from events on root's Workspaces whose names look like mailboxes, and from
+APIBinding events in a mailbox's logical cluster (so a deleted binding comes back).  Reconciling a
+name:
+
+1. no live SyncTarget has that mailbox name: delete the workspace (UID precondition) unless it is
+   absent or already being deleted;
+2. the workspace is absent: create it;
+3. it is being deleted: wait (requeue) until it is gone, then create it again;
+4. its ``edge.kubestellar.io/sync-target-name`` annotation differs: patch it;
+5. once it is Ready, create each missing APIBinding (an existing one is left as it is).
+
+Only what is missing is written: a restart with everything in place writes nothing.  A SyncTarget
+whose (cluster, UID) gives no valid workspace name is reported once per process, with a Warning
+Event on the SyncTarget (in its inventory workspace) and a log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pkg import bootstrap
+from pkg.controllers.mailbox.naming import (
+    SYNC_TARGET_NAME_ANNOTATION,
+    InvalidMailboxName,
+    is_mailbox_name,
+    mailbox_name,
+)
+from pkg.controllers.where.controller import edge_view
+from pkg.runtime import kcp
+from pkg.runtime.connections import Connections
+from pkg.runtime.controller import Controller, Result
+from pkg.runtime.events import EventRecorder, ObjectRef
+from pkg.runtime.informer import SharedInformerFactory
+from pkg.runtime.klog import V, kv
+from pkg.runtime.manager import Manager
+from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.store import CLUSTER_INDEX, Object
+
+log = logging.getLogger(__name__)
+
+NAME = "mailbox-controller"
+FIELD_MANAGER = "mailbox-controller"
+DEFAULT_WORKERS = 4
+EDGE_BINDING = "bind-edge"
+
+MAILBOX_INDEX = "mailbox"  # on SyncTargets: the mailbox name
+NAME_INDEX = "name"  # on Workspaces: metadata.name
+LOGICAL_CLUSTER_INDEX = "logicalcluster"  # on Workspaces: spec.cluster
+
+EDGE_API = bootstrap.EDGE_API
+REASON_INVALID_NAME = "InvalidMailboxName"
+CLAIM_LABEL = "claimed.internal.apis.kcp.io"
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    found = _meta(obj).get("annotations")
+    return found if isinstance(found, Mapping) else {}
+
+
+def _deleting(obj: Mapping[str, Any]) -> bool:
+    return bool(_meta(obj).get("deletionTimestamp"))
+
+
+def mailbox_of(sync_target: Mapping[str, Any]) -> str:
+    """The mailbox name of a SyncTarget listed across clusters; raises :class:`InvalidMailboxName`."""
+    cluster = str(_annotations(sync_target).get(kcp.CLUSTER_ANNOTATION, ""))
+    return mailbox_name(cluster, str(_meta(sync_target).get("uid", "")))
+
+
+def _mailbox_index(sync_target: Object) -> list[str]:
+    try:
+        return [mailbox_of(sync_target)]
+    except InvalidMailboxName:
+        return []
+
+
+def _name_index(obj: Object) -> list[str]:
+    name = _meta(obj).get("name")
+    return [str(name)] if name else []
+
+
+def _logical_cluster_index(obj: Object) -> list[str]:
+    spec = obj.get("spec")
+    cluster = spec.get("cluster") if isinstance(spec, Mapping) else None
+    return [str(cluster)] if cluster else []
+
+
+@functools.cache
+def _kube_bindings() -> tuple[tuple[str, str, str], ...]:
+    # bootstrap.wmw_bindings() parses the kube export manifests (seconds of YAML): once suffices.
+    return tuple(b for b in bootstrap.wmw_bindings() if b[2] != bootstrap.EDGE_EXPORT)
+
+
+def wanted_bindings(espw_path: str = bootstrap.ESPW) -> list[tuple[str, str, str]]:
+    """(binding name, export workspace path, export name) for every binding a mailbox gets."""
+    return [(EDGE_BINDING, espw_path, bootstrap.EDGE_EXPORT), *_kube_bindings()]
+
+
+class MailboxController:
+    """The informers, handlers and reconciler of the mailbox controller."""
+
+    def __init__(
+        self,
+        view: RestClient,
+        root: RestClient,
+        allclusters: RestClient,
+        factory: SharedInformerFactory,
+        recorder: EventRecorder,
+        *,
+        espw_path: str = bootstrap.ESPW,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        self.root = kcp.cluster(root, kcp.ROOT)  # the workspace that holds the mailboxes
+        self.allclusters = allclusters  # server root: /clusters/<mailbox cluster> for bindings
+        self.recorder = recorder
+        self.bindings_wanted = wanted_bindings(espw_path)
+        self.sync_targets = factory.informer(
+            view, f"{EDGE_API}/synctargets", indexers={MAILBOX_INDEX: _mailbox_index}
+        )
+        self.workspaces = factory.informer(
+            self.root,
+            f"{kcp.TENANCY}/workspaces",
+            indexers={NAME_INDEX: _name_index, LOGICAL_CLUSTER_INDEX: _logical_cluster_index},
+        )
+        self.bindings = factory.informer(kcp.wildcard(allclusters), f"{kcp.APIS}/apibindings")
+        self.controller: Controller[str] = Controller(NAME, self.reconcile, workers=workers)
+        self._reported: set[tuple[str, str]] = set()
+        # Objects we created whose add event has not come yet: (cluster or "", name).
+        self._created: set[tuple[str, str]] = set()
+        self._reported_lock = threading.Lock()
+
+        self.sync_targets.add_event_handler(
+            on_add=self._on_sync_target,
+            on_update=lambda old, new: (
+                self._on_sync_target(new) if _deleting(old) != _deleting(new) else None
+            ),
+            on_delete=self._on_sync_target,
+        )
+        self.workspaces.add_event_handler(
+            on_add=self._on_workspace,
+            on_update=lambda old, new: self._on_workspace(new),
+            on_delete=self._on_workspace,
+        )
+        self.bindings.add_event_handler(
+            on_add=lambda b: self._created.discard((kcp.cluster_of(b), str(_meta(b).get("name", "")))),
+            on_update=None,
+            on_delete=self._on_binding,
+        )
+
+    # -- event handlers ---------------------------------------------------------------------------
+
+    def _on_sync_target(self, st: Object) -> None:
+        try:
+            name = mailbox_of(st)
+        except InvalidMailboxName as e:
+            self._report_invalid(st, str(e))
+            return
+        self.controller.enqueue(name)
+
+    def _report_invalid(self, st: Object, message: str) -> None:
+        meta = _meta(st)
+        once = (str(_annotations(st).get(kcp.CLUSTER_ANNOTATION, "")), str(meta.get("uid", "")))
+        with self._reported_lock:
+            if once in self._reported:
+                return
+            self._reported.add(once)
+        log.error(
+            "SyncTarget has no valid mailbox name %s",
+            kv(cluster=once[0], syncTarget=meta.get("name", ""), uid=once[1], err=message),
+        )
+        self.recorder.warning(ObjectRef.of(st), REASON_INVALID_NAME, f"no mailbox workspace: {message}")
+
+    def _on_workspace(self, ws: Object) -> None:
+        name = str(_meta(ws).get("name", ""))
+        self._created.discard(("", name))
+        if is_mailbox_name(name):
+            self.controller.enqueue(name)
+
+    def _on_binding(self, binding: Object) -> None:
+        cluster = kcp.cluster_of(binding)
+        self._created.discard((cluster, str(_meta(binding).get("name", ""))))
+        for ws in self.workspaces.by_index(LOGICAL_CLUSTER_INDEX, cluster) if cluster else []:
+            self._on_workspace(ws)
+
+    # -- reconcile --------------------------------------------------------------------------------
+
+    def reconcile(self, name: str) -> Result | None:
+        targets = [st for st in self.sync_targets.by_index(MAILBOX_INDEX, name) if not _deleting(st)]
+        if len(targets) > 1:
+            log.error(
+                "Impossible: several SyncTargets have one mailbox %s", kv(mbwsName=name, count=len(targets))
+            )
+        found = self.workspaces.by_index(NAME_INDEX, name)
+        ws = found[0] if found else None
+        if not targets:
+            if ws is None or _deleting(ws):
+                return None
+            self._delete(name, ws)
+            return None
+        st = targets[0]
+        st_name = str(_meta(st).get("name", ""))
+        if ws is None:
+            if ("", name) not in self._created:  # else the cache does not show it yet
+                self._create(name, st_name)
+            return None  # the Workspace's events continue the work
+        if _deleting(ws):
+            log.log(V(3), "Waiting for mailbox workspace to go away %s", kv(mbwsName=name))
+            return Result(requeue_after=1.0)
+        if _annotations(ws).get(SYNC_TARGET_NAME_ANNOTATION) != st_name:
+            patch = {
+                "metadata": {
+                    "annotations": {SYNC_TARGET_NAME_ANNOTATION: st_name},
+                    "resourceVersion": _meta(ws).get("resourceVersion"),
+                }
+            }
+            self.root.patch(f"{kcp.TENANCY}/workspaces/{name}", patch)
+            log.log(V(2), "Annotated mailbox workspace %s", kv(mbwsName=name, syncTargetName=st_name))
+        spec = ws.get("spec") if isinstance(ws.get("spec"), Mapping) else {}
+        status = ws.get("status") if isinstance(ws.get("status"), Mapping) else {}
+        assert isinstance(spec, Mapping) and isinstance(status, Mapping)
+        cluster = str(spec.get("cluster") or "")
+        if not cluster or status.get("phase") != "Ready":
+            return None  # its update to Ready enqueues it again
+        return self._ensure_bindings(name, cluster)
+
+    def _create(self, name: str, st_name: str) -> None:
+        body = {
+            "apiVersion": "tenancy.kcp.io/v1alpha1",
+            "kind": "Workspace",
+            "metadata": {"name": name, "annotations": {SYNC_TARGET_NAME_ANNOTATION: st_name}},
+            "spec": {"type": dict(kcp.UNIVERSAL_TYPE)},
+        }
+        try:
+            self.root.create(f"{kcp.TENANCY}/workspaces", body, params={"fieldManager": FIELD_MANAGER})
+        except ApiError as e:
+            if not e.already_exists:
+                raise
+            return
+        self._created.add(("", name))
+        log.log(V(2), "Created missing workspace %s", kv(mbwsName=name, syncTargetName=st_name))
+
+    def _delete(self, name: str, ws: Object) -> None:
+        uid = str(_meta(ws).get("uid", ""))
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        try:
+            self.root.delete(f"{kcp.TENANCY}/workspaces/{name}", body)
+        except ApiError as e:
+            if not e.not_found:
+                raise
+            return
+        log.log(V(2), "Deleted unwanted workspace %s", kv(mbwsName=name, uid=uid))
+
+    def _ensure_bindings(self, name: str, cluster: str) -> Result | None:
+        have = {str(_meta(b).get("name", "")) for b in self.bindings.by_index(CLUSTER_INDEX, cluster)}
+        client = kcp.cluster(self.allclusters, cluster)
+        result: Result | None = None
+        for binding, export_path, export_name in self.bindings_wanted:
+            if binding in have or (cluster, binding) in self._created:
+                continue
+            body = {
+                "apiVersion": "apis.kcp.io/v1alpha1",
+                "kind": "APIBinding",
+                "metadata": {"name": binding},
+                "spec": {"reference": {"export": {"path": export_path, "name": export_name}}},
+            }
+            try:
+                created = client.create(
+                    f"{kcp.APIS}/apibindings", body, params={"fieldManager": FIELD_MANAGER}
+                )
+            except ApiError as e:
+                if e.status == 403 and CLAIM_LABEL in e.message:
+                    # A just-Ready workspace whose default bindings' permission claims are still
+                    # settling: kcp's admission refuses new objects for a moment.  Try again soon.
+                    log.log(
+                        V(2), "APIBinding refused for now %s", kv(mbwsName=name, bindingName=binding, err=e)
+                    )
+                    result = Result(requeue_after=1.0)
+                    continue
+                if not e.already_exists:
+                    raise
+                continue
+            self._created.add((cluster, binding))
+            log.log(
+                V(2),
+                "Created APIBinding %s",
+                kv(
+                    mbwsName=name,
+                    mbwsCluster=cluster,
+                    bindingName=binding,
+                    resourceVersion=_meta(created).get("resourceVersion", ""),
+                ),
+            )
+        return result
+
+
+def setup(
+    manager: Manager,
+    factory: SharedInformerFactory,
+    connections: Connections,
+    recorder: EventRecorder,
+    concurrency: int = DEFAULT_WORKERS,
+    *,
+    espw_path: str = bootstrap.ESPW,
+) -> MailboxController:
+    """Create the mailbox controller's informers (in ``factory``) and add it to ``manager``.
+
+    Waits until the edge APIExport in the ESPW has its virtual workspace.
+    """
+    controller = MailboxController(
+        edge_view(connections.espw),
+        connections.root,
+        connections.allclusters,
+        factory,
+        recorder,
+        espw_path=espw_path,
+        workers=concurrency,
+    )
+    manager.add(controller.controller)
+    return controller
