@@ -13,8 +13,7 @@ Flags (upstream v0.14 plus spec decision 3):
 --leader-elect-workspace PATH      where the Lease lives (default root:espw; namespace default)
 -v N                               log verbosity
 
-The helpers here (:func:`add_controller_flags`, :func:`run_controller`) are shared with
-``cmd.where_resolver``.
+:func:`add_alias_flags` and :func:`parse_controller_args` are shared with ``cmd.where_resolver``.
 """
 
 from __future__ import annotations
@@ -22,49 +21,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from cmd.kubestellar import run_reporting_errors
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pkg import bootstrap
 from pkg.controllers import mailbox
 from pkg.runtime import kcp, klog
-from pkg.runtime.connections import Connections, add_common_flags, add_connection_flags
+from pkg.runtime.app import add_manager_flags, main_of, run_manager
+from pkg.runtime.connections import Connections, add_connection_flags
 from pkg.runtime.events import EventRecorder
 from pkg.runtime.informer import SharedInformerFactory
 from pkg.runtime.klog import V, kv
-from pkg.runtime.leaderelection import LeaderElectionConfig
 from pkg.runtime.manager import Manager, parse_bind_address
 
 PROG = "mailbox-controller"
-
-Setup = Callable[[Manager, SharedInformerFactory, Connections, EventRecorder, int], object]
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "t", "1", "yes"):
-        return True
-    if value in ("false", "f", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _bind_address(text: str) -> str:
-    try:
-        parse_bind_address(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
 
 
 def add_alias_flags(parser: argparse.ArgumentParser, alias: str, name: str) -> None:
@@ -78,79 +47,26 @@ def add_alias_flags(parser: argparse.ArgumentParser, alias: str, name: str) -> N
         )
 
 
-def add_controller_flags(
-    parser: argparse.ArgumentParser, *, bind_address: str, concurrency: int, lease_workspace: str
-) -> None:
-    """The flags every controller entry point has, besides its connections."""
-    add_common_flags(parser)
-    parser.add_argument(
-        "--concurrency", type=_positive, default=concurrency, help=f"worker threads (default {concurrency})"
-    )
-    parser.add_argument(
-        "--server-bind-address",
-        type=_bind_address,
-        default=bind_address,
-        help=f"HOST:PORT serving /metrics, /healthz and /readyz (default {bind_address})",
-    )
-    parser.add_argument(
-        "--leader-elect",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=True,
-        metavar="BOOL",
-        help="elect a leader with a Lease before running (default true; --leader-elect=false to run alone)",
-    )
-    parser.add_argument(
-        "--leader-elect-workspace",
-        default=lease_workspace,
-        help=f"workspace path of the Lease, in namespace default (default {lease_workspace})",
-    )
-
-
-def run_controller(prog: str, args: argparse.Namespace, setup: Setup) -> int:
-    """Build the connections, the Manager and the controller(s) that ``setup`` adds; run until
-    SIGTERM/SIGINT.  Exit code: 0 after a requested stop, 1 on a lost lease or an error."""
+def parse_controller_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, check what argparse cannot, set up logging and log each flag (V1, as upstream)."""
+    args = parser.parse_args(argv)
+    if args.concurrency < 1:
+        parser.error(f"argument --concurrency: must be at least 1, not {args.concurrency}")
+    try:
+        parse_bind_address(args.server_bind_address)
+    except ValueError as e:
+        parser.error(f"argument --server-bind-address: {e}")
     klog.setup(args.verbosity)
-    log = logging.getLogger(prog)
+    log = logging.getLogger(parser.prog)
     for flag, value in sorted(vars(args).items()):
         if not flag.startswith("_"):
             log.log(V(1), "Command line flag %s", kv(flag=flag, value=value))
-    exit_code = 0
-
-    def body() -> None:
-        nonlocal exit_code
-        connections = Connections.from_args(args)
-        factory = SharedInformerFactory()
-        recorder = EventRecorder(connections.allclusters, prog)
-        manager = Manager(
-            prog,
-            factory,
-            bind_address=args.server_bind_address,
-            leader_election=LeaderElectionConfig(prog) if args.leader_elect else None,
-            lease_client=kcp.cluster(connections.espw, args.leader_elect_workspace)
-            if args.leader_elect
-            else None,
-        )
-        setup(manager, factory, connections, recorder, args.concurrency)
-        manager.install_signal_handlers()
-        try:
-            exit_code = manager.run()
-        finally:
-            recorder.stop()
-
-    return run_reporting_errors(prog, body) or exit_code
+    return args
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Maintain one mailbox workspace per SyncTarget, with its APIBindings."
-    )
-    add_controller_flags(
-        p,
-        bind_address=":10203",
-        concurrency=mailbox.controller.DEFAULT_WORKERS,
-        lease_workspace=bootstrap.ESPW,
     )
     add_connection_flags(p, "espw", "the edge service provider workspace (default: root:espw)", None)
     add_connection_flags(p, "root", "the root workspace, which holds the mailboxes", kcp.ROOT_CONTEXT)
@@ -158,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
         p, "allclusters", "all logical clusters: APIBindings in mailboxes", kcp.ALLCLUSTERS_CONTEXT
     )
     add_alias_flags(p, "mbws", "allclusters")
+    add_manager_flags(p, ":10203")
+    p.set_defaults(concurrency=mailbox.controller.DEFAULT_WORKERS)
     p.add_argument(
         "--espw-path",
         default=bootstrap.ESPW,
@@ -167,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_controller_args(parser(), argv)
 
     def setup(
         manager: Manager,
@@ -178,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) -> object:
         return mailbox.setup(manager, factory, connections, recorder, concurrency, espw_path=args.espw_path)
 
-    return run_controller(PROG, args, setup)
+    return main_of(PROG, lambda: run_manager(PROG, args, [setup]))
 
 
 if __name__ == "__main__":

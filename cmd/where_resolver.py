@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from cmd.mailbox_controller import add_alias_flags, add_controller_flags, run_controller
+from cmd.mailbox_controller import add_alias_flags, parse_controller_args
 from collections.abc import Sequence
 
-from pkg import bootstrap
 from pkg.controllers import where
 from pkg.runtime import kcp
-from pkg.runtime.connections import Connections, add_connection_flags
-from pkg.runtime.events import EventRecorder
-from pkg.runtime.informer import SharedInformerFactory
-from pkg.runtime.manager import Manager
+from pkg.runtime.app import add_manager_flags, main_of, run_manager
+from pkg.runtime.connections import add_connection_flags
 
 PROG = "where-resolver"
 
@@ -36,12 +33,6 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Maintain the SinglePlacementSlice and the location status of every EdgePlacement.",
-    )
-    add_controller_flags(
-        p,
-        bind_address=":10205",
-        concurrency=where.controller.DEFAULT_WORKERS,
-        lease_workspace=bootstrap.ESPW,
     )
     add_connection_flags(p, "espw", "the edge service provider workspace (default: root:espw)", None)
     add_connection_flags(
@@ -52,21 +43,14 @@ def parser() -> argparse.ArgumentParser:
     )
     add_alias_flags(p, "base", "allclusters")
     add_connection_flags(p, "root", "the root workspace", kcp.ROOT_CONTEXT)
+    add_manager_flags(p, ":10205")
+    p.set_defaults(concurrency=where.controller.DEFAULT_WORKERS)
     return p
 
 
-def _setup(
-    manager: Manager,
-    factory: SharedInformerFactory,
-    connections: Connections,
-    recorder: EventRecorder,
-    concurrency: int,
-) -> object:
-    return where.setup(manager, factory, connections, recorder, concurrency)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_controller(PROG, parser().parse_args(argv), _setup)
+    args = parse_controller_args(parser(), argv)
+    return main_of(PROG, lambda: run_manager(PROG, args, [where.setup]))
 
 
 if __name__ == "__main__":

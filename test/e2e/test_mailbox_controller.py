@@ -95,6 +95,12 @@ def _ready(admin: RestClient, name: str, not_uid: str = "") -> dict[str, Any] | 
     return ws
 
 
+def _annotation(admin: RestClient, name: str) -> str | None:
+    ws = _workspace(admin, name) or {}
+    value = (ws.get("metadata", {}).get("annotations") or {}).get(mailbox.SYNC_TARGET_NAME_ANNOTATION)
+    return str(value) if value is not None else None
+
+
 def _bound(admin: RestClient, cluster: str) -> bool:
     want = {b for b, _, _ in mailbox.wanted_bindings()}
     items = kcp.cluster(admin, cluster).get(f"{kcp.APIS}/apibindings")["items"]
@@ -149,6 +155,14 @@ def test_mailbox_lifecycle(initialized: RestClient, controller: Running) -> None
             assert served.get(f"{EDGE}/syncerconfigs")["items"] == []
             assert served.get("/apis/apps/v1/deployments")["items"] == []
             assert served.get("/apis/apps/v1/replicasets")["items"] == []
+
+        # A changed sync-target-name annotation is put back.
+        ann = mailbox.SYNC_TARGET_NAME_ANNOTATION
+        root = kcp.cluster(admin, kcp.ROOT)
+        root.patch(f"{kcp.TENANCY}/workspaces/{names['guilder']}", {"metadata": {"annotations": {ann: "x"}}})
+        kcp.wait_for(
+            "the annotation to be repaired", lambda: _annotation(admin, names["guilder"]) == "guilder", WAIT
+        )
 
         # C15: a deleted mailbox comes back, with the same name, once the old one is gone.
         florin_mb = names["florin"]
@@ -301,7 +315,8 @@ def test_bad_flags_give_one_line() -> None:
         timeout=60,
     )
     assert out.returncode == 2
-    assert "--leader-elect: 'maybe' is not a boolean" in out.stderr and "Traceback" not in out.stderr
+    assert "argument --leader-elect: expected true or false, got 'maybe'" in out.stderr
+    assert "Traceback" not in out.stderr
     out = subprocess.run(
         [sys.executable, "-m", "cmd.mailbox_controller", "--kubeconfig", "/nonexistent/kubeconfig"],
         cwd=REPO,

@@ -231,7 +231,12 @@ class MailboxController:
                     "resourceVersion": _meta(ws).get("resourceVersion"),
                 }
             }
-            self.root.patch(f"{kcp.TENANCY}/workspaces/{name}", patch)
+            try:
+                self.root.patch(f"{kcp.TENANCY}/workspaces/{name}", patch)
+            except ApiError as e:
+                if e.not_found or e.conflict:  # our cache is behind: its events bring the name back
+                    return Result(requeue=True)
+                raise
             log.log(V(2), "Annotated mailbox workspace %s", kv(mbwsName=name, syncTargetName=st_name))
         spec = ws.get("spec") if isinstance(ws.get("spec"), Mapping) else {}
         status = ws.get("status") if isinstance(ws.get("status"), Mapping) else {}
