@@ -5,6 +5,7 @@ Every function is idempotent and writes only what differs, so a second run write
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -47,18 +48,25 @@ def check_object_name(name: str) -> None:
         raise BootstrapError(f"invalid name {name!r}: must be a DNS subdomain (lowercase, digits, '-', '.')")
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the kube schemas are ~1 MB
+
+
 def load_manifests(directory: Path) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        if path.name == "index.yaml":
+            continue
+        for doc in yaml.load_all(path.read_text(), Loader=_Loader):
             if isinstance(doc, dict) and doc.get("kind"):
                 docs.append(doc)
     return docs
 
 
+@functools.cache
 def kube_export_names() -> list[str]:
     """Names of the kube-type APIExports that `init` creates in root:compute (besides `kubernetes`)."""
-    return sorted(d["metadata"]["name"] for d in load_manifests(KUBE_EXPORTS_DIR) if d["kind"] == "APIExport")
+    index = yaml.load((KUBE_EXPORTS_DIR / "index.yaml").read_text(), Loader=_Loader)
+    return sorted(str(e["name"]) for e in index["exports"])
 
 
 def apply_exports(client: RestClient, cluster: str, docs: Iterable[dict[str, Any]]) -> int:
