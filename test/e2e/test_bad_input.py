@@ -26,6 +26,7 @@ code is not changed here.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -1076,7 +1077,7 @@ def _setup(admin: RestClient) -> World:
         ("b", "/apis/rows.test/v2/namespaces/rows/gadgets"),
         ("a", "/apis/rows.test/v2/namespaces/rows/widgets"),
     ):
-        kcp.wait_for(f"{path} served in {where}", lambda where=where, path=path: _served(w, where, path), 60)
+        kcp.wait_for(f"{path} served in {where}", functools.partial(_served, w, where, path), 60)
     for row in ROWS:
         _create(
             w,
