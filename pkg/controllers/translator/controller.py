@@ -130,6 +130,7 @@ class Translator:
         self._clean: set[tuple[str, str]] = set()
         self._mailbox_by_cluster: dict[str, str] = {}
         self._waiting: dict[str, tuple[list[str], float]] = {}  # mailbox -> (why copies wait, since)
+        self._refused: dict[str, dict[CopyKey, str]] = {}  # mailbox -> copies it refused, and why
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -526,6 +527,7 @@ class Translator:
             key = f"{cluster}|{CopyKey(NAMESPACES, '', ns)}"
             return self._written.fresh(key, cached_ns.get(ns)) is not None
 
+        refused: dict[CopyKey, str] = {}
         order = sorted(want.copies.values(), key=lambda c: (c.key.gr != NAMESPACES, c.key.gr != CRDS, c.key))
         for copy in order:
             if copy.key.gr != NAMESPACES and copy.key.gr not in informers:
@@ -542,14 +544,34 @@ class Translator:
                 cached = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
             have = self._written.fresh(wkey, cached)
             path = _collection(copy.key.gr, copy.api_version, copy.key.namespace)
-            if have is None:
-                created = self._create(client, path, copy.body, name)
-                if created is not None:
-                    self._written.wrote(wkey, created)
-            elif not copy.create_only and needs_update(have, copy.body):
-                updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
-                self._written.wrote(wkey, updated)
-                log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
+            try:
+                if have is None:
+                    created = self._create(client, path, copy.body, name)
+                    if created is not None:
+                        self._written.wrote(wkey, created)
+                elif not copy.create_only and needs_update(have, copy.body):
+                    updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
+                    self._written.wrote(wkey, updated)
+                    log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
+            except ApiError as e:
+                if e.not_found and have is None:
+                    # Not served (any more) although discovery said so: discover again, wait.
+                    self.discovery.invalidate(client)
+                    waiting.append(f"{copy.key.gr} is not served yet in mailbox {name}")
+                    continue
+                if not _refusal(e):
+                    raise
+                # The mailbox refuses this copy (schema, admission, quota, permission): report it,
+                # go on with the others, and retry this mailbox with backoff.
+                refused[copy.key] = f"mailbox {name} refused {copy.key}: {e.status} {e.message}"
+                ref = ObjectRef(
+                    copy.source_cluster,
+                    str(copy.body.get("apiVersion", "")),
+                    str(copy.body.get("kind", "")),
+                    copy.key.name,
+                    copy.key.namespace,
+                )
+                self.recorder.warning(ref, "MailboxWriteRefused", refused[copy.key])
 
         # Stale copies: projected, not wanted, not held back.  Namespaces are never deleted.
         keep = set(want.copies) | set(want.held)
@@ -583,6 +605,7 @@ class Translator:
                         raise
         self._set_waiting(name, waiting, desired)
         if waiting:
+            self._set_refused(name, refused, desired)
             log.log(V(2), "copies wait mailbox=%s reason=%r", name, "; ".join(waiting))
             return RETRY_SOON
 
@@ -595,7 +618,14 @@ class Translator:
                 "metadata": {"name": THE_ONE},
                 "spec": spec,
             }
-            created = self._create(client, f"{EDGE}/syncerconfigs", body, name)
+            try:
+                created = self._create(client, f"{EDGE}/syncerconfigs", body, name)
+            except ApiError as e:
+                if not e.not_found:
+                    raise
+                # The mailbox does not serve SyncerConfigs yet (its bind-edge is still binding).
+                log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
+                return RETRY_SOON
             if created is not None:
                 self._written.wrote(the_one_key, created)
                 log.log(V(2), "Created SyncerConfig mailbox=%s", name)
@@ -603,9 +633,21 @@ class Translator:
             body = {**the_one, "spec": spec}
             self._written.wrote(the_one_key, client.update(f"{EDGE}/syncerconfigs/{THE_ONE}", body))
             log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
+        self._set_refused(name, refused, desired)
+        if refused:
+            return Result(requeue=True)  # rate-limited: 5 ms doubling up to 1000 s per mailbox
         if self._desired is desired:
             self._clean.add((name, cluster))
         return None
+
+    def _set_refused(self, mailbox: str, refused: dict[CopyKey, str], desired: Desired) -> None:
+        """Remember which copies the mailbox refused; their placements show it."""
+        if self._refused.get(mailbox, {}) == refused:
+            return
+        self._refused[mailbox] = refused
+        for key, destinations in desired.wheres.items():
+            if any(d.mailbox == mailbox for d in destinations):
+                self.status_ctl.enqueue(key)
 
     def _set_waiting(self, mailbox: str, waiting: list[str], desired: Desired) -> None:
         """Remember why copies wait; the placements sending to that mailbox show it while it lasts."""
@@ -694,6 +736,9 @@ class Translator:
         for p in desired.problems:
             if p.cluster == cluster and name in p.placements and p.obj is not None:
                 issues.append(p.message)
+        selected = set(desired.whats.get(key, ((), ()))[0])
+        for d in desired.wheres.get(key, ()):
+            issues.extend(m for k, m in self._refused.get(d.mailbox, {}).items() if k in selected)
         # A short wait (a CRD being established) is normal; one that lasts is reported.
         now = time.monotonic()
         waits = [self._waiting.get(d.mailbox, ([], now)) for d in desired.wheres.get(key, ())]
@@ -735,6 +780,11 @@ class Translator:
             wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
         )
         return again
+
+
+def _refusal(e: ApiError) -> bool:
+    """An answer that retrying the same request cannot change soon: the object is refused."""
+    return 400 <= e.status < 500 and e.status not in (404, 408, 409, 429)
 
 
 def _log_puts(kind: str, before: Mapping[tuple[str, str], Any], after: Mapping[tuple[str, str], Any]) -> None:

@@ -33,6 +33,7 @@ from cachetools import LRUCache
 
 from pkg.controllers.translator.project import create_form
 from pkg.controllers.what.select import (
+    CompiledPlacement,
     GroupResource,
     canonical_upsync,
     compile_placement,
@@ -180,6 +181,7 @@ def _selected(
     """The objects of ``ws`` that placement ``p`` selects, and which of them are implicit CRDs."""
     compiled, issues = compile_placement(p.spec)
     problems.extend(issues)
+    problems.extend(_unknown_resources(compiled, ws))
     parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
     crds = {str((o.get("metadata") or {}).get("name")): o for o in ws.objects.get(CRDS, ())}
     crd_info = ws.resources.get(CRDS)
@@ -202,6 +204,17 @@ def _selected(
                 parts[key] = (crds[info.crd], crd_info)
                 implicit.add(key)
     return parts, implicit
+
+
+def _unknown_resources(compiled: CompiledPlacement, ws: Workspace) -> list[str]:
+    """Downsync clauses naming resources that this WMW does not serve (decision 7: reported)."""
+    out = []
+    for i, clause in enumerate(compiled.downsync):
+        for resource in sorted(clause.resources or ()):
+            if not any(clause.group_resource_ok(gr) for gr in ws.resources if gr.resource == resource):
+                group = "any group" if clause.api_group is None else f"group {clause.api_group!r}"
+                out.append(f"downsync[{i}]: resource {resource!r} of {group} is not served in {ws.path}")
+    return out
 
 
 def _params(
