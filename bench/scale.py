@@ -1,0 +1,1346 @@
+"""Scale benchmark of the placement translator on a private kcp (issue 9; spec performance.md 4).
+
+    python -m bench.scale --size small|medium [-N ST] [-W WMW] [-M OBJ] [-P EP] [--json PATH]
+
+(``python bench/scale.py ...`` works too.)  It starts its own kcp with ``hack/kcp.sh`` in a
+temporary directory, builds a workload, runs the controllers as separate processes (as a user
+would: ``python -m cmd.kubestellar start`` / ``python -m cmd.placement_translator``) and measures:
+
+Workload: N SyncTargets with one Location each (so N mailboxes) in ``root:imw1``; W WMWs holding M
+objects in total (ConfigMaps and Deployments alternately, round-robin over the WMWs, about 10 per
+namespace); a quarter of them customized (ConfigMaps by ``%(loc-name)``/``%(region)`` expansion,
+Deployments by a Customizer); P EdgePlacements, placement j in WMW j mod W, selecting the Locations
+of groups j and j+1 (Location i is in group i mod P), so the location selectors overlap and most
+mailboxes get objects from two WMWs; each placement also has a downsync clause that overlaps
+another (same ConfigMaps twice).  Placement 0 also selects one of two "toggle" ConfigMaps (not
+counted in M), which the placement-edit trials switch.  Every copy is verified by reading the
+mailboxes; the expected content is derived from the generated workload here, independently of the
+translator's code.
+
+Phases, in this order, all in one run:
+
+1. *idle*: the translator once the (empty) WMWs exist, before the inventory, objects and
+   placements, to read the RSS of a process that caches (almost) nothing (with no workspace
+   bound to the kube exports yet, its ``/clusters/*`` copy informers get 404 and it never turns
+   ready: that case is recorded as an error, not measured);
+2. *cold start*: ``cmd.kubestellar start`` (mailbox controller, where resolver, translator) with
+   nothing in place, until every mailbox holds its desired state, then stopped;
+3. *reset*: ``the-one`` and the projected Namespaces (hence every copy) are deleted from every
+   mailbox; mailboxes and SinglePlacementSlices stay;
+4. *converge*: ``cmd.placement_translator`` alone, timed from its start until every mailbox is
+   verified; writes (from its ``/metrics``) are read once it has been quiet for a few seconds and
+   compared with the minimal set (per mailbox: one create per namespace, per copy, and
+   ``the-one``).  While it runs, the bench polls with one LIST of all SyncerConfigs per 0.1 s and
+   reads a mailbox in full only once its ``the-one`` is right, so as to load kcp little;
+5. *baseline*: right after (the translator stopped), this process writes the same minimal set
+   with the same REST client (:class:`pkg.runtime.rest.RestClient`, context ``system:admin``) and
+   the same concurrency (a pool of ``--concurrency`` workers, one mailbox per work item:
+   namespaces, then copies, then the SyncerConfig, like the translator's mailbox workers), into the
+   same mailboxes, under names prefixed ``b-`` (namespaces ``b-<ns>``, SyncerConfig ``b-the-one``)
+   and with a label of the same size instead of the projected one, so that the translator never
+   sees them: the same number of creates of the same resources and bodies, without a second reset
+   (kcp finalizes deleted Namespaces at only a few per second: a medium reset takes minutes);
+6. *restart*: the translator is started again with nothing changed; writes after ``/readyz`` plus
+   a quiet period must be 0;
+7. *changes*: ``--trials`` edits of one (customized) ConfigMap, then ``--trials`` edits of
+   placement 0 switching its toggle ConfigMap; each waits until every affected mailbox shows the
+   change (GETs every ~20 ms, several mailboxes in parallel); then every mailbox is checked again.
+
+``converge_ratio`` = translator converge time (process start to verified) / baseline time (first
+write to last answer).  The translator's time includes its start-up (imports, cache sync); the
+time from ``/readyz`` to verified is reported too.  Memory per cached object = (RSS after the
+restart's sync - idle RSS) / objects in the translator's informers (counted by listing what they
+watch).  The machine has 2 cores shared with kcp and whatever else runs: timings are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pkg import bootstrap
+from pkg.controllers.translator.desired import mailbox_name
+from pkg.runtime import kcp
+from pkg.runtime.rest import ApiError, RestClient, WriteCounter
+from test.e2e.kcpserver import REPO, KcpServer
+
+EDGE = "/apis/edge.kubestellar.io/v2alpha1"
+PROJECTED = "edge.kubestellar.io/projected"
+EXPAND = "edge.kubestellar.io/expand-parameters"
+CUSTOMIZER = "edge.kubestellar.io/customizer"
+THE_ONE = "the-one"
+IMW = "imw1"
+TOGGLE_NS = "w0-toggle"
+BASELINE = "b-"  # the baseline writer's namespaces and SyncerConfig are these names prefixed
+BASELINE_LABEL = "bench.kubestellar.io/baseline"  # instead of the projected label: the translator ignores it
+TOGGLES = ("toggle-0", "toggle-1")
+OBJECTS_PER_NAMESPACE = 10
+POLLERS = 8
+RESOURCE = {"ConfigMap": ("", "configmaps", "v1"), "Deployment": ("apps", "deployments", "v1")}
+VERSION = {resource: version for _, resource, version in RESOURCE.values()}
+FILLER = "x" * 1000  # ConfigMaps of about 1.5 KB, as performance.md 4.2 assumes
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The workload model: what is created, and what every mailbox must then hold
+
+
+@dataclass(frozen=True)
+class Size:
+    sync_targets: int
+    wmws: int
+    objects: int
+    placements: int
+
+
+SIZES = {"small": Size(10, 2, 20, 2), "medium": Size(100, 5, 250, 5)}
+
+
+@dataclass
+class Loc:
+    index: int
+    name: str
+    group: int
+    labels: dict[str, str]
+    uid: str = ""
+    mailbox: str = ""  # workspace name under root
+    cluster: str = ""  # the mailbox's logical cluster, once it exists
+
+
+@dataclass
+class Obj:
+    wmw: int
+    kind: str
+    namespace: str
+    name: str
+    customized: bool
+    rev: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+    def collection(self, namespace: str | None = None) -> str:
+        group, resource, version = RESOURCE[self.kind]
+        gv = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        return f"{gv}/namespaces/{namespace or self.namespace}/{resource}"
+
+    def source(self) -> dict[str, Any]:
+        md: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": {"app": "bench"}}
+        if self.kind == "ConfigMap":
+            if self.customized:
+                md["annotations"] = {EXPAND: "true"}
+            page = "<html><body>%(loc-name) in %(region)</body></html>" if self.customized else "<html/>"
+            return {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": md,
+                "data": {"index.html": page, "filler": FILLER, "rev": str(self.rev)},
+            }
+        if self.customized:
+            md["annotations"] = {CUSTOMIZER: "cust"}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": md,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": self.name}},
+                "template": {
+                    "metadata": {"labels": {"app": self.name}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "registry.example/bench:1",
+                                "env": [{"name": "WHERE", "value": "anywhere"}],
+                            }
+                        ]
+                    },
+                },
+            },
+        }
+
+    def copy_for(self, loc: Loc) -> dict[str, Any]:
+        """The copy that ``loc``'s mailbox must hold (its create form)."""
+        body = self.source()
+        body["metadata"]["labels"][PROJECTED] = "yes"
+        if self.customized and self.kind == "ConfigMap":
+            page = body["data"]["index.html"]
+            page = page.replace("%(loc-name)", loc.labels["loc-name"]).replace(
+                "%(region)", loc.labels["region"]
+            )
+            body["data"]["index.html"] = page
+        elif self.customized:
+            container = body["spec"]["template"]["spec"]["containers"][0]
+            container["env"][0]["value"] = f"in {loc.labels['region']}"
+        return body
+
+
+def customizer(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "edge.kubestellar.io/v2alpha1",
+        "kind": "Customizer",
+        "metadata": {"name": "cust", "namespace": namespace, "annotations": {EXPAND: "true"}},
+        "replacements": [
+            {"path": "$.spec.template.spec.containers.0.env.0.value", "value": '"in %(region)"'}
+        ],
+    }
+
+
+@dataclass
+class PlacementModel:
+    name: str
+    wmw: int
+    groups: tuple[int, ...]
+    overlap_ns: str | None  # a namespace whose ConfigMaps a second clause selects again
+    toggle: str | None = None  # the toggle ConfigMap it selects (placement 0 only)
+
+    def spec(self) -> dict[str, Any]:
+        nsel = [{"matchLabels": {"bench-ns": "yes"}}]
+        downsync: list[dict[str, Any]] = [
+            {"apiGroup": "", "resources": ["configmaps"], "namespaceSelectors": nsel},
+            {"apiGroup": "apps", "resources": ["deployments"], "namespaceSelectors": nsel},
+        ]
+        if self.overlap_ns:
+            downsync.append(
+                {
+                    "apiGroup": "",
+                    "resources": ["configmaps"],
+                    "namespaces": [self.overlap_ns],
+                    "objectNames": ["*"],
+                }
+            )
+        if self.toggle:
+            downsync.append(
+                {
+                    "apiGroup": "",
+                    "resources": ["configmaps"],
+                    "namespaces": [TOGGLE_NS],
+                    "objectNames": [self.toggle],
+                }
+            )
+        return {
+            "locationSelectors": [{"matchLabels": {"bench": "yes", "group": f"g{g}"}} for g in self.groups],
+            "downsync": downsync,
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "edge.kubestellar.io/v2alpha1",
+            "kind": "EdgePlacement",
+            "metadata": {"name": self.name},
+            "spec": self.spec(),
+        }
+
+
+@dataclass
+class Model:
+    size: Size
+    locs: list[Loc]
+    objs: list[Obj]
+    toggles: list[Obj]
+    placements: list[PlacementModel]
+    wmw_names: list[str]
+    imw_cluster: str = ""
+
+    @classmethod
+    def build(cls, size: Size, tag: str) -> Model:
+        groups = max(size.placements, 1)
+        locs = []
+        for i in range(size.sync_targets):
+            name = f"st-{i:03d}"
+            labels = {"bench": "yes", "group": f"g{i % groups}", "loc-name": name, "region": f"r{i % 3}"}
+            locs.append(Loc(i, name, i % groups, labels))
+        wmws = max(size.wmws, 1)
+        objs = []
+        for k in range(size.objects):
+            w = k % wmws
+            j = k // wmws  # index within its WMW
+            kind = "ConfigMap" if j % 2 == 0 else "Deployment"
+            customized = (j // 2) % 4 == 0  # a quarter, half of them ConfigMaps, half Deployments
+            ns = f"w{w}-ns{j // OBJECTS_PER_NAMESPACE}"
+            objs.append(Obj(w, kind, ns, f"{kind.lower()}-{j:04d}", customized))
+        toggles = [Obj(0, "ConfigMap", TOGGLE_NS, name, False) for name in TOGGLES]
+        placements = []
+        for j in range(size.placements):
+            w = j % wmws
+            own = sorted({o.namespace for o in objs if o.wmw == w})
+            placements.append(
+                PlacementModel(
+                    f"ep-{j}",
+                    w,
+                    tuple(sorted({j % groups, (j + 1) % groups})),
+                    own[0] if own else None,
+                    TOGGLES[0] if j == 0 else None,
+                )
+            )
+        return cls(size, locs, objs, toggles, placements, [f"bench-{tag}-w{w}" for w in range(wmws)])
+
+    def wmw_path(self, w: int) -> str:
+        return f"root:{self.wmw_names[w]}"
+
+    def reaching(self, loc: Loc) -> list[PlacementModel]:
+        return [p for p in self.placements if loc.group in p.groups]
+
+    def copies(self, loc: Loc) -> dict[tuple[str, str, str], Obj]:
+        out: dict[tuple[str, str, str], Obj] = {}
+        for p in self.reaching(loc):
+            for o in self.objs:
+                if o.wmw == p.wmw:
+                    out[o.key] = o
+            for t in self.toggles:
+                if t.name == p.toggle:
+                    out[t.key] = t
+        return out
+
+    def namespaces(self, loc: Loc) -> set[str]:
+        return {ns for _, ns, _ in self.copies(loc)}
+
+    def minimal_writes(self) -> dict[str, int]:
+        """The writes that take every mailbox from empty to its desired state."""
+        counts = {"create namespaces": 0, "create configmaps": 0, "create deployments": 0}
+        for loc in self.locs:
+            counts["create namespaces"] += len(self.namespaces(loc))
+            for kind, _, _ in self.copies(loc):
+                counts[f"create {RESOURCE[kind][1]}"] += 1
+        counts["create syncerconfigs"] = len(self.locs)
+        return {k: v for k, v in counts.items() if v}
+
+    def wmw_docs(self, w: int) -> list[dict[str, Any]]:
+        objs = [o for o in self.objs if o.wmw == w] + (list(self.toggles) if w == 0 else [])
+        docs: list[dict[str, Any]] = []
+        for ns in sorted({o.namespace for o in objs}):
+            labels = {} if ns == TOGGLE_NS else {"bench-ns": "yes"}
+            docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}})
+        for ns in sorted({o.namespace for o in objs if o.customized and o.kind == "Deployment"}):
+            docs.append(customizer(ns))
+        docs += [o.source() for o in objs]
+        docs += [p.manifest() for p in self.placements if p.wmw == w]
+        return docs
+
+
+def the_one_spec(copies: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
+    """``the-one``'s spec for these copies (spec decision 4), built here independently."""
+    by: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for kind, ns, name in copies:
+        group, resource, _ = RESOURCE[kind]
+        by.setdefault((group, resource), {}).setdefault(ns, set()).add(name)
+    spec: dict[str, Any] = {}
+    if by:
+        spec["namespacedObjects"] = [
+            {
+                "group": group,
+                "resource": resource,
+                "apiVersion": VERSION[resource],
+                "objectsByNamespace": [
+                    {"namespace": ns, "names": sorted(n)} for ns, n in sorted(by_ns.items())
+                ],
+            }
+            for (group, resource), by_ns in sorted(by.items())
+        ]
+    return spec
+
+
+def _trim(spec: Any) -> dict[str, Any]:
+    return {k: v for k, v in (spec or {}).items() if v not in (None, [], {})}
+
+
+def _subset(want: Any, have: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and _subset(v, have[k]) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(map(_subset, want, have))
+    return bool(want == have)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading mailboxes
+
+
+def get_or_none(c: RestClient, path: str) -> Any:
+    try:
+        return c.get(path)
+    except ApiError as e:
+        if e.not_found:
+            return None
+        raise
+
+
+class Mailboxes:
+    def __init__(self, client: RestClient, model: Model, edge_vw: RestClient | None = None) -> None:
+        self.client = client
+        self.model = model
+        self.edge_vw = edge_vw  # the edge APIExport's virtual workspace, all clusters
+
+    def at(self, loc: Loc) -> RestClient:
+        return kcp.cluster(self.client, f"root:{loc.mailbox}")
+
+    def the_one_ok(self, loc: Loc) -> str | None:
+        try:
+            one = get_or_none(self.at(loc), f"{EDGE}/syncerconfigs/{THE_ONE}")
+        except ApiError as e:
+            return f"mailbox not readable ({e.status})"
+        if one is None:
+            return "no the-one"
+        if _trim(one.get("spec")) != _trim(the_one_spec(self.model.copies(loc))):
+            return "the-one differs"
+        return None
+
+    def check(self, loc: Loc) -> str | None:
+        """None when ``loc``'s mailbox holds exactly its desired state, else what differs."""
+        why = self.the_one_ok(loc)  # first: the translator writes it last, so this is a cheap filter
+        if why:
+            return why
+        c = self.at(loc)
+        want = self.model.copies(loc)
+        have: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for kind, (group, resource, version) in RESOURCE.items():
+            gv = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            for item in c.get(f"{gv}/{resource}", {"labelSelector": f"{PROJECTED}=yes"})["items"]:
+                md = item["metadata"]
+                have[(kind, md.get("namespace", ""), md["name"])] = item
+        if set(have) != set(want):
+            missing = sorted(set(want) - set(have))[:3]
+            extra = sorted(set(have) - set(want))[:3]
+            return f"copies differ: missing {missing} extra {extra}"
+        for key, obj in want.items():
+            body = obj.copy_for(loc)
+            actual = have[key]
+            if actual["metadata"].get("labels", {}).get(PROJECTED) != "yes":
+                return f"{key} lacks the projected label"
+            section = "data" if obj.kind == "ConfigMap" else "spec"
+            ok = (
+                actual.get(section) == body[section]
+                if section == "data"
+                else _subset(body[section], actual[section])
+            )
+            if not ok:
+                return f"{key} content differs"
+        names = {n["metadata"]["name"] for n in c.get("/api/v1/namespaces")["items"]}
+        if not self.model.namespaces(loc) <= names:
+            return "namespaces missing"
+        return None
+
+    def wait_all(
+        self, check: Callable[[Loc], str | None], t0: float, timeout: float, what: str
+    ) -> dict[str, float]:
+        """Poll every mailbox until ``check`` passes; seconds since ``t0`` at which each passed."""
+        pending = {loc.name: loc for loc in self.model.locs}
+        done: dict[str, float] = {}
+        reasons: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+
+        def probe(loc: Loc) -> tuple[Loc, str | None, float]:
+            try:
+                why = check(loc)
+            except ApiError as e:
+                why = f"error {e.status}"
+            return loc, why, time.monotonic()
+
+        with ThreadPoolExecutor(POLLERS) as pool:
+            while pending:
+                for loc, why, at in pool.map(probe, list(pending.values())):
+                    if why is None:
+                        done[loc.name] = at - t0
+                        del pending[loc.name]
+                    else:
+                        reasons[loc.name] = why
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    sample = sorted((n, reasons[n]) for n in pending)[:3]
+                    raise BenchError(
+                        f"{what}: {len(pending)} mailboxes not as desired after {timeout:.0f}s: {sample}"
+                    )
+                time.sleep(0.05)
+        return done
+
+    def wait_converged(self, t0: float, timeout: float, what: str) -> dict[str, float]:
+        """Like :meth:`wait_all` with :meth:`check`, but cheap on the server while it waits: each
+        round is one LIST of every SyncerConfig (through the edge export's virtual workspace), and
+        only the mailboxes whose ``the-one`` is as desired (the translator writes it last) are then
+        read in full.  Polling every mailbox with GETs would load kcp, which the baseline writer
+        does not suffer, and make the translator look slower than it is."""
+        assert self.edge_vw is not None
+        pending = {loc.name: loc for loc in self.model.locs}
+        want = {loc.name: _trim(the_one_spec(self.model.copies(loc))) for loc in self.model.locs}
+        done: dict[str, float] = {}
+        last: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+
+        def full(loc: Loc) -> tuple[Loc, str | None, float]:
+            try:
+                why = self.check(loc)
+            except ApiError as e:
+                why = f"error {e.status}"
+            return loc, why, time.monotonic()
+
+        with ThreadPoolExecutor(POLLERS) as pool:
+            while pending:
+                if any(not loc.cluster for loc in pending.values()):
+                    root = kcp.cluster(self.client, kcp.ROOT).get(f"{kcp.TENANCY}/workspaces")["items"]
+                    clusters = {w["metadata"]["name"]: (w.get("spec") or {}).get("cluster", "") for w in root}
+                    for loc in pending.values():
+                        loc.cluster = loc.cluster or str(clusters.get(loc.mailbox) or "")
+                try:
+                    items = self.edge_vw.get(f"{EDGE}/syncerconfigs")["items"]
+                except ApiError as e:
+                    items = []
+                    last["*"] = f"listing SyncerConfigs: {e.status}"
+                ones = {kcp.cluster_of(o): o for o in items if o["metadata"]["name"] == THE_ONE}
+                ready = [
+                    loc
+                    for loc in pending.values()
+                    if loc.cluster in ones and _trim(ones[loc.cluster].get("spec")) == want[loc.name]
+                ]
+                for loc, why, at in pool.map(full, ready):
+                    if why is None:
+                        done[loc.name] = at - t0
+                        del pending[loc.name]
+                    else:
+                        last[loc.name] = why
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    sample = sorted((n, last.get(n, "the-one missing or different")) for n in pending)[:3]
+                    raise BenchError(
+                        f"{what}: {len(pending)} mailboxes not as desired after {timeout:.0f}s: {sample}"
+                    )
+                time.sleep(0.1)
+        return done
+
+    def reset(self, timeout: float) -> float:
+        """Delete ``the-one`` and the projected Namespaces (so every copy) of every mailbox."""
+        t0 = time.monotonic()
+
+        def clear(loc: Loc) -> None:
+            c = self.at(loc)
+            try:
+                c.delete(f"{EDGE}/syncerconfigs/{THE_ONE}")
+            except ApiError as e:
+                if not e.not_found:
+                    raise
+            for ns in c.get("/api/v1/namespaces", {"labelSelector": f"{PROJECTED}=yes"})["items"]:
+                if ns["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    c.delete(f"/api/v1/namespaces/{ns['metadata']['name']}")
+                except ApiError as e:
+                    if not (e.not_found or e.conflict):
+                        raise
+
+        def empty(loc: Loc) -> str | None:
+            c = self.at(loc)
+            if get_or_none(c, f"{EDGE}/syncerconfigs/{THE_ONE}") is not None:
+                return "the-one"
+            if c.get("/api/v1/namespaces", {"labelSelector": f"{PROJECTED}=yes"})["items"]:
+                return "namespaces"
+            return None
+
+        with ThreadPoolExecutor(POLLERS) as pool:
+            list(pool.map(clear, self.model.locs))
+        self.wait_all(empty, t0, timeout, "reset")
+        return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# Controller processes
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    """RSS, peak RSS (bytes) and CPU seconds (user+system) of a live process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {m[0]: int(m[1]) for m in re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M)}
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "rss_bytes": kb.get("VmRSS", 0) * 1024,
+        "peak_rss_bytes": kb.get("VmHWM", 0) * 1024,
+        "cpu_seconds": (int(fields[11]) + int(fields[12])) / ticks,
+    }
+
+
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _metric(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric ``name`` in a Prometheus text exposition."""
+    line = re.compile(rf"^{re.escape(name)}\{{([^}}]*)\}}\s+(\S+)", re.M)
+    return [(dict(_LABEL.findall(labels)), float(value)) for labels, value in line.findall(text)]
+
+
+_PORT = re.compile(r'serving metrics and probes address="?[^\s"]*:(\d+)')
+
+
+class Proc:
+    """One controller process (``python -m MODULE ...``) with its log and metrics endpoint."""
+
+    def __init__(self, name: str, argv: list[str], logfile: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.logfile = logfile
+        self.p: subprocess.Popen[bytes] | None = None
+        self.t0 = 0.0
+        self.port: int | None = None
+        self.ready_after: float | None = None
+        self.cpu_at_ready: float | None = None
+
+    def start(self) -> Proc:
+        out = self.logfile.open("ab")
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", *self.argv], cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+        )
+        out.close()
+        threading.Thread(target=self._watch_ready, daemon=True).start()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.p is not None
+        return self.p.pid
+
+    def _find_port(self) -> int | None:
+        found = _PORT.search(self.logfile.read_text(errors="replace"))
+        return int(found[1]) if found else None
+
+    def _watch_ready(self) -> None:
+        assert self.p is not None
+        while self.p.poll() is None and self.ready_after is None:
+            if self.port is None:
+                self.port = self._find_port()
+            if self.port is not None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                        if r.status == 200:
+                            self.cpu_at_ready = proc_stats(self.pid)["cpu_seconds"]
+                            self.ready_after = time.monotonic() - self.t0
+                            return
+                except (urllib.error.URLError, OSError):
+                    pass
+            time.sleep(0.02)
+
+    def alive(self) -> None:
+        if self.p is None or self.p.poll() is not None:
+            tail = self.logfile.read_text(errors="replace")[-3000:]
+            raise BenchError(f"{self.name} exited ({self.p and self.p.returncode}); log tail:\n{tail}")
+
+    def wait_ready(self, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while self.ready_after is None:
+            self.alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name} not ready after {timeout:.0f}s (log {self.logfile})")
+            time.sleep(0.05)
+        return self.ready_after
+
+    def metrics(self) -> str:
+        if self.port is None:
+            self.port = self._find_port()
+        if self.port is None:
+            return ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
+    def writes(self) -> dict[str, int]:
+        """Writes so far by "verb resource", from the process's /metrics."""
+        out: dict[str, int] = {}
+        for labels, value in _metric(self.metrics(), "kubestellar_client_writes_total"):
+            if value:
+                out[f"{labels.get('verb')} {labels.get('resource')}"] = int(value)
+        return out
+
+    def reconciles(self) -> dict[str, dict[str, float]]:
+        """Per controller: reconciles, seconds spent in them, and errors so far."""
+        text = self.metrics()
+        out: dict[str, dict[str, float]] = {}
+        for field_, name in (
+            ("count", "controller_runtime_reconcile_time_seconds_count"),
+            ("seconds", "controller_runtime_reconcile_time_seconds_sum"),
+            ("errors", "controller_runtime_reconcile_errors_total"),
+        ):
+            for labels, value in _metric(text, name):
+                out.setdefault(labels.get("controller", ""), {})[field_] = value
+        return out
+
+    def wait_quiet(self, quiet: float, timeout: float) -> dict[str, int]:
+        """Writes once they have not changed for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        last = self.writes()
+        since = time.monotonic()
+        while time.monotonic() - since < quiet:
+            self.alive()
+            if time.monotonic() > deadline:
+                log(f"{self.name}: writes still changing after {timeout:.0f}s")
+                break
+            time.sleep(0.25)
+            now = self.writes()
+            if now != last:
+                last, since = now, time.monotonic()
+        return last
+
+    def stats(self) -> dict[str, float]:
+        return proc_stats(self.pid)
+
+    def stop(self) -> None:
+        if self.p is None or self.p.poll() is not None:
+            return
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def diff_writes(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def diff_reconciles(
+    after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for ctl, now in after.items():
+        d = {k: round(v - before.get(ctl, {}).get(k, 0.0), 3) for k, v in now.items()}
+        if any(d.values()):
+            out[ctl] = d
+    return out
+
+
+def extra_writes(actual: dict[str, int], minimal: dict[str, int]) -> dict[str, int]:
+    keys = set(actual) | set(minimal)
+    return {
+        k: actual.get(k, 0) - minimal.get(k, 0) for k in sorted(keys) if actual.get(k, 0) != minimal.get(k, 0)
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    s = sorted(values)
+    if not s:
+        return {}
+
+    def pct(p: float) -> float:
+        return s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))]  # nearest rank
+
+    return {"n": len(s), "p50": pct(0.5), "p90": pct(0.9), "max": s[-1], "min": s[0]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    model: Model
+    work: Path
+    server: KcpServer = field(init=False)
+    client: RestClient = field(init=False)
+    mailboxes: Mailboxes = field(init=False)
+    procs: list[Proc] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def kcp_stats(self) -> dict[str, float]:
+        try:
+            pid = int((self.server.dir / "kcp.pid").read_text())
+            return proc_stats(pid)
+        except (OSError, ValueError):
+            return {}
+
+    def proc(self, name: str, module: str, *extra: str) -> Proc:
+        argv = [
+            module,
+            *extra,
+            "--kubeconfig",
+            str(self.server.kubeconfig),
+            "--server-bind-address",
+            "127.0.0.1:0",
+            "--leader-elect=false",
+            "--concurrency",
+            str(self.args.concurrency),
+        ]
+        p = Proc(name, argv, self.work / f"{name}.log")
+        self.procs.append(p)
+        return p.start()
+
+    def translator(self, name: str) -> Proc:
+        return self.proc(name, "cmd.placement_translator")
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def setup_server(self) -> None:
+        t = time.monotonic()
+        self.server = KcpServer(self.work / "kcp")
+        self.server.start()
+        self.client = self.server.client()
+        bootstrap.init(self.client, imw=IMW)
+        export = kcp.wait_export_ready(self.client, bootstrap.ESPW, bootstrap.EDGE_EXPORT)
+        edge_vw = kcp.virtual_workspace(self.server.client(kcp.ALLCLUSTERS_CONTEXT), export)
+        self.mailboxes = Mailboxes(self.client, self.model, edge_vw)
+        self.result["setup"] = {"kcp_and_init_s": time.monotonic() - t}
+        log(f"kcp started and initialized in {time.monotonic() - t:.1f}s ({self.server.dir})")
+
+    def idle(self) -> None:
+        """RSS of a translator that caches (almost) nothing: WMWs exist, no objects nor placements."""
+        p = self.translator("translator-idle")
+        try:
+            ready = p.wait_ready(min(self.args.timeout, 120.0))
+        except BenchError as e:
+            p.stop()
+            self.result["idle"] = {"error": str(e)[:2000]}
+            log(f"idle translator never became ready: {str(e)[:300]}")
+            return
+        time.sleep(2.0)
+        stats = p.stats()
+        p.stop()
+        self.result["idle"] = {"ready_s": ready, "cpu_seconds_at_ready": p.cpu_at_ready, **stats}
+        log(f"idle translator: ready in {ready:.2f}s, RSS {stats['rss_bytes'] / 2**20:.1f} MiB")
+
+    def setup_wmws(self) -> None:
+        t = time.monotonic()
+        with ThreadPoolExecutor(len(self.model.wmw_names)) as pool:
+            list(pool.map(lambda name: bootstrap.ensure_wmw(self.client, name), self.model.wmw_names))
+        self.result["setup"]["wmws_s"] = time.monotonic() - t
+        log(f"{len(self.model.wmw_names)} WMWs created in {time.monotonic() - t:.1f}s")
+
+    def setup_workload(self) -> None:
+        t = time.monotonic()
+        m = self.model
+        with ThreadPoolExecutor(POLLERS) as pool:
+            list(
+                pool.map(
+                    lambda loc: bootstrap.ensure_location(self.client, loc.name, loc.labels, imw=IMW), m.locs
+                )
+            )
+        imw = kcp.wait_workspace_ready(self.client, f"root:{IMW}")
+        m.imw_cluster = imw.cluster
+        uids = {
+            st["metadata"]["name"]: st["metadata"]["uid"]
+            for st in kcp.cluster(self.client, imw.path).get(f"{EDGE}/synctargets")["items"]
+        }
+        for loc in m.locs:
+            loc.uid = uids[loc.name]
+            loc.mailbox = mailbox_name(m.imw_cluster, loc.uid)
+
+        def wmw(w: int) -> None:
+            bootstrap.apply_objects(self.client, m.wmw_path(w), m.wmw_docs(w))
+
+        with ThreadPoolExecutor(len(m.wmw_names)) as pool:
+            list(pool.map(wmw, range(len(m.wmw_names))))
+        self.result["setup"]["workload_s"] = time.monotonic() - t
+        log(f"workload created in {time.monotonic() - t:.1f}s")
+
+    def cold_start(self) -> None:
+        kcp0 = self.kcp_stats()
+        p = self.proc("kubestellar-cold", "cmd.kubestellar", "start")
+        done = self.mailboxes.wait_converged(p.t0, self.args.timeout, "cold start")
+        total = max(done.values())
+        writes = p.wait_quiet(self.args.quiet, self.args.timeout)
+        stats = p.stats()
+        reconciles = p.reconciles()
+        kcp1 = self.kcp_stats()
+        p.stop()
+        self.result["cold_start"] = {
+            "seconds": total,
+            "first_mailbox_s": min(done.values()),
+            "ready_s": p.ready_after,
+            "writes": writes,
+            "writes_total": sum(writes.values()),
+            "reconciles": reconciles,
+            "controller": stats,
+            "kcp_cpu_seconds": kcp1.get("cpu_seconds", 0) - kcp0.get("cpu_seconds", 0),
+            "loadavg": os.getloadavg(),
+        }
+        log(f"cold start (all controllers, mailboxes created): {total:.1f}s, writes {sum(writes.values())}")
+
+    def reset(self, label: str) -> None:
+        seconds = self.mailboxes.reset(self.args.timeout)
+        self.result.setdefault("setup", {})[f"reset_{label}_s"] = seconds
+        log(f"mailboxes reset ({label}) in {seconds:.1f}s")
+
+    def converge(self) -> Proc:
+        kcp0 = self.kcp_stats()
+        p = self.translator("translator")
+        done = self.mailboxes.wait_converged(p.t0, self.args.timeout, "converge")
+        total = max(done.values())
+        at_converge = p.writes()
+        stats = p.stats()
+        kcp1 = self.kcp_stats()
+        writes = p.wait_quiet(self.args.quiet, self.args.timeout)
+        reconciles = p.reconciles()
+        minimal = self.model.minimal_writes()
+        ready = p.ready_after or 0.0
+        self.result["converge"] = {
+            "seconds": total,
+            "first_mailbox_s": min(done.values()),
+            "ready_s": ready,
+            "after_ready_s": total - ready,
+            "writes": writes,
+            "writes_at_converge": at_converge,
+            "reconciles": reconciles,
+            "writes_total": sum(writes.values()),
+            "minimal": minimal,
+            "minimal_total": sum(minimal.values()),
+            "extra": extra_writes(writes, minimal),
+            "write_ratio": sum(writes.values()) / max(1, sum(minimal.values())),
+            "controller_cpu_seconds": stats["cpu_seconds"],
+            "controller_cpu_seconds_at_ready": p.cpu_at_ready,
+            "controller_rss_bytes": stats["rss_bytes"],
+            "kcp_cpu_seconds": kcp1.get("cpu_seconds", 0) - kcp0.get("cpu_seconds", 0),
+            "writes_per_second": sum(at_converge.values()) / total if total else 0.0,
+            "loadavg": os.getloadavg(),
+        }
+        self.result["converge"]["cpu_ms_per_write"] = (
+            1000 * stats["cpu_seconds"] / max(1, sum(at_converge.values()))
+        )
+        log(
+            f"translator converge: {total:.2f}s (ready {ready:.2f}s), writes {sum(writes.values())}"
+            f" / minimal {sum(minimal.values())}"
+        )
+        return p
+
+    def stop_translator(self, p: Proc) -> None:
+        stats = p.stats()
+        p.stop()
+        self.result["converge"]["controller_peak_rss_bytes"] = stats["peak_rss_bytes"]
+        self.result["converge"]["controller_cpu_seconds_total"] = stats["cpu_seconds"]
+
+    def restart(self) -> Proc:
+        """The translator started again on the converged state (the baseline's objects, which
+        carry no projected label, are invisible to it)."""
+        p = self.translator("translator-restart")
+        ready = p.wait_ready(self.args.timeout)
+        writes = p.wait_quiet(self.args.restart_quiet, self.args.timeout)
+        t = time.monotonic()
+        self.mailboxes.wait_all(self.mailboxes.check, t, self.args.timeout, "after restart")
+        stats = p.stats()
+        self.result["restart"] = {
+            "ready_s": ready,
+            "restart_writes": sum(writes.values()),
+            "writes": writes,
+            "verified": True,
+            "controller": stats,
+        }
+        log(f"restart: ready in {ready:.2f}s, writes {sum(writes.values())} {writes or ''}")
+        return p
+
+    def cached_objects(self) -> dict[str, int]:
+        """What the translator's informers hold, counted by listing the same things."""
+        c = self.client
+        m = self.model
+        counts: dict[str, int] = {
+            "edgeplacements": len(m.placements),
+            "singleplacementslices": len(m.placements),
+            "locations": len(m.locs),
+            "syncerconfigs": len(m.locs),
+            "customizers": sum(
+                1 for w in range(len(m.wmw_names)) for d in m.wmw_docs(w) if d["kind"] == "Customizer"
+            ),
+        }
+        counts["workspaces"] = len(kcp.cluster(c, "root").get(f"{kcp.TENANCY}/workspaces")["items"])
+        sel = {"labelSelector": f"{PROJECTED}=yes"}
+        src = ms = 0
+        for w in range(len(m.wmw_names)):
+            wc = kcp.cluster(c, m.wmw_path(w))
+            for path in ("/api/v1/namespaces", "/api/v1/configmaps", "/apis/apps/v1/deployments"):
+                src += len(wc.get(path)["items"])
+        for loc in m.locs:
+            mc = self.mailboxes.at(loc)
+            ms += len(mc.get("/api/v1/namespaces")["items"])
+            ms += len(mc.get("/api/v1/configmaps", sel)["items"])
+            ms += len(mc.get("/apis/apps/v1/deployments", sel)["items"])
+        counts["wmw_namespaces_and_sources"] = src
+        counts["mailbox_namespaces_and_copies"] = ms
+        return counts
+
+    def memory(self, p: Proc) -> None:
+        stats = p.stats()
+        counts = self.cached_objects()
+        total = sum(counts.values())
+        idle = self.result["idle"]["rss_bytes"]
+        self.result["memory"] = {
+            "idle_rss_bytes": idle,
+            "synced_rss_bytes": self.result["restart"]["controller"]["rss_bytes"],
+            "cached_objects": counts,
+            "cached_objects_total": total,
+            "bytes_per_cached_object": (self.result["restart"]["controller"]["rss_bytes"] - idle)
+            / max(1, total),
+            "after_changes_rss_bytes": stats["rss_bytes"],
+            "after_changes_peak_rss_bytes": stats["peak_rss_bytes"],
+        }
+
+    def _series(
+        self,
+        p: Proc,
+        name: str,
+        edit: Callable[[int], None],
+        probe: Callable[[Loc], bool],
+        affected: list[Loc],
+    ) -> dict[str, Any]:
+        before, reconciles0 = p.writes(), p.reconciles()
+        latencies: list[float] = []
+        with ThreadPoolExecutor(min(POLLERS, max(1, len(affected)))) as pool:
+            for i in range(self.args.trials):
+                edit(i)
+                t0 = time.monotonic()
+                pending = {loc.name: loc for loc in affected}
+                last = t0
+                deadline = t0 + self.args.timeout
+                while pending:
+                    futures = {pool.submit(probe, loc): loc for loc in pending.values()}
+                    for f in as_completed(futures):
+                        if f.result():
+                            last = max(last, time.monotonic())
+                            pending.pop(futures[f].name)
+                    if pending:
+                        if time.monotonic() > deadline:
+                            raise BenchError(f"{name} trial {i}: {len(pending)} mailboxes never showed it")
+                        time.sleep(0.02)
+                latencies.append(last - t0)
+        time.sleep(self.args.quiet)
+        writes = diff_writes(p.writes(), before)
+        return {
+            "latency_s": percentiles(latencies),
+            "fan_out": len(affected),
+            "writes": writes,
+            "reconciles": diff_reconciles(p.reconciles(), reconciles0),
+        }
+
+    def changes(self, p: Proc) -> None:
+        m = self.model
+        target = next(o for o in m.objs if o.kind == "ConfigMap" and o.customized)
+        wc = kcp.cluster(self.client, m.wmw_path(target.wmw))
+        affected = [loc for loc in m.locs if any(q.wmw == target.wmw for q in m.reaching(loc))]
+
+        def edit_object(i: int) -> None:
+            target.rev += 1
+            wc.patch(f"{target.collection()}/{target.name}", {"data": {"rev": str(target.rev)}})
+
+        def object_shows(loc: Loc) -> bool:
+            cm = get_or_none(self.mailboxes.at(loc), f"{target.collection()}/{target.name}")
+            return bool(cm and cm.get("data", {}).get("rev") == str(target.rev))
+
+        obj = self._series(p, "object edit", edit_object, object_shows, affected)
+        obj["minimal_writes"] = {"update configmaps": len(affected) * self.args.trials}
+        obj["object"] = f"{target.namespace}/{target.name} in {m.wmw_path(target.wmw)}"
+
+        placement = m.placements[0]
+        pc = kcp.cluster(self.client, m.wmw_path(placement.wmw))
+        toggled = [loc for loc in m.locs if loc.group in placement.groups]
+
+        def edit_placement(i: int) -> None:
+            placement.toggle = TOGGLES[1] if placement.toggle == TOGGLES[0] else TOGGLES[0]
+            pc.patch(f"{EDGE}/edgeplacements/{placement.name}", {"spec": placement.spec()})
+
+        def placement_shows(loc: Loc) -> bool:
+            c = self.mailboxes.at(loc)
+            new = placement.toggle
+            old = TOGGLES[0] if new == TOGGLES[1] else TOGGLES[1]
+            base = f"/api/v1/namespaces/{TOGGLE_NS}/configmaps"
+            if get_or_none(c, f"{base}/{new}") is None or get_or_none(c, f"{base}/{old}") is not None:
+                return False
+            return self.mailboxes.the_one_ok(loc) is None
+
+        edits = self._series(p, "placement edit", edit_placement, placement_shows, toggled)
+        n = len(toggled) * self.args.trials
+        edits["minimal_writes"] = {"create configmaps": n, "delete configmaps": n, "update syncerconfigs": n}
+        edits["edit"] = f"{placement.name}: objectNames of its {TOGGLE_NS} clause switches between {TOGGLES}"
+        for series in (obj, edits):
+            series["extra"] = extra_writes(series["writes"], series["minimal_writes"])
+            series["write_ratio"] = sum(series["writes"].values()) / max(
+                1, sum(series["minimal_writes"].values())
+            )
+        self.result["change_latency"] = {
+            "object_edit": obj,
+            "placement_edit": edits,
+            "trials": self.args.trials,
+        }
+        for name, s in (("object edit", obj), ("placement edit", edits)):
+            lat = s["latency_s"]
+            log(
+                f"{name}: p50 {lat['p50'] * 1000:.0f} ms, p90 {lat['p90'] * 1000:.0f} ms,"
+                f" max {lat['max'] * 1000:.0f} ms"
+            )
+
+    def baseline(self) -> None:
+        m = self.model
+        counter = WriteCounter()
+        client = self.server.client(kcp.ALLCLUSTERS_CONTEXT, writes=counter)
+        boxes = Mailboxes(client, m)
+
+        def fill(loc: Loc) -> None:
+            c = boxes.at(loc)
+            for ns in sorted(m.namespaces(loc)):
+                namespace = {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": BASELINE + ns, "labels": {BASELINE_LABEL: "yes"}},
+                }
+                c.create("/api/v1/namespaces", namespace)
+            copies = m.copies(loc)
+            for key in sorted(copies):
+                obj = copies[key]
+                body = obj.copy_for(loc)
+                body["metadata"]["namespace"] = BASELINE + obj.namespace
+                labels = body["metadata"]["labels"]
+                labels[BASELINE_LABEL] = labels.pop(PROJECTED)  # same size; invisible to the translator
+                c.create(obj.collection(BASELINE + obj.namespace), body)
+            keys = [(kind, BASELINE + ns, name) for kind, ns, name in copies]
+            c.create(
+                f"{EDGE}/syncerconfigs",
+                {
+                    "apiVersion": "edge.kubestellar.io/v2alpha1",
+                    "kind": "SyncerConfig",
+                    "metadata": {"name": BASELINE + THE_ONE},
+                    "spec": {"namespaceScope": {}, **the_one_spec(keys)},
+                },
+            )
+
+        def check(loc: Loc) -> str | None:
+            c = boxes.at(loc)
+            if get_or_none(c, f"{EDGE}/syncerconfigs/{BASELINE}{THE_ONE}") is None:
+                return "no SyncerConfig"
+            have: set[tuple[str, str, str]] = set()
+            for kind, (group, resource, version) in RESOURCE.items():
+                gv = f"/apis/{group}/{version}" if group else f"/api/{version}"
+                for item in c.get(f"{gv}/{resource}", {"labelSelector": f"{BASELINE_LABEL}=yes"})["items"]:
+                    md = item["metadata"]
+                    if md.get("namespace", "").startswith(BASELINE):
+                        have.add((kind, md["namespace"][len(BASELINE) :], md["name"]))
+            return None if have == set(m.copies(loc)) else "copies differ"
+
+        kcp0 = self.kcp_stats()
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(self.args.concurrency) as pool:
+            list(pool.map(fill, m.locs))
+        seconds = time.monotonic() - t0
+        kcp1 = self.kcp_stats()
+        self.mailboxes.wait_all(check, time.monotonic(), self.args.timeout, "baseline check")
+        writes = {f"{verb} {res}": n for (verb, res), n in counter.snapshot().items()}
+        self.result["baseline"] = {
+            "seconds": seconds,
+            "writes": writes,
+            "writes_total": sum(writes.values()),
+            "writes_per_second": sum(writes.values()) / seconds,
+            "loadavg": os.getloadavg(),
+            "kcp_cpu_seconds": kcp1.get("cpu_seconds", 0) - kcp0.get("cpu_seconds", 0),
+            "verified": True,
+        }
+        log(f"baseline writer: {seconds:.2f}s for {sum(writes.values())} writes")
+
+    def run(self) -> dict[str, Any]:
+        m = self.model
+        copies = sum(len(m.copies(loc)) for loc in m.locs)
+        self.result["workload"] = {
+            "sync_targets": m.size.sync_targets,
+            "wmws": m.size.wmws,
+            "objects": m.size.objects,
+            "placements": m.size.placements,
+            "toggle_configmaps": len(m.toggles),
+            "customized": sum(1 for o in m.objs if o.customized),
+            "copies": copies,
+            "concurrency": self.args.concurrency,
+            "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg(),
+        }
+        self.setup_server()
+        self.setup_wmws()
+        self.idle()
+        self.setup_workload()
+        self.cold_start()
+        self.reset("before_converge")
+        p = self.converge()
+        self.stop_translator(p)
+        self.baseline()  # right after the translator's converge, so both see about the same load
+        p = self.restart()
+        self.memory(p)
+        self.changes(p)
+        after = p.stats()
+        self.result["memory"]["after_changes_peak_rss_bytes"] = after["peak_rss_bytes"]
+        self.result["change_latency"]["controller_cpu_seconds"] = after["cpu_seconds"]
+        p.stop()
+        self.mailboxes.wait_all(self.mailboxes.check, time.monotonic(), self.args.timeout, "final check")
+        conv, base = self.result["converge"], self.result["baseline"]
+        self.result["converge_ratio"] = conv["seconds"] / base["seconds"]
+        self.result["converge_ratio_after_ready"] = conv["after_ready_s"] / base["seconds"]
+        self.result["write_ratio"] = conv["write_ratio"]
+        self.result["restart_writes"] = self.result["restart"]["restart_writes"]
+        self.result["workload"]["loadavg_end"] = os.getloadavg()
+        self.result["notes"] = [
+            "converge: translator process start -> every mailbox verified by reading it; mailboxes and "
+            "SinglePlacementSlices in place (made by the cold-start run), copies and the-one deleted",
+            "minimal writes: per mailbox one create per namespace, per copy, and the-one",
+            "baseline: same RestClient and concurrency, same creates, into b- namespaces of the same "
+            "mailboxes, run right after the translator's converge",
+            "bytes_per_cached_object: (RSS after the restart's sync - idle RSS) / objects listed from "
+            "what the translator's informers watch",
+            "2-core machine shared with kcp and other work: compare loadavg across phases",
+        ]
+        return self.result
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
+        if hasattr(self, "server"):
+            self.server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def report(r: dict[str, Any]) -> str:
+    w, conv, base, rs = r["workload"], r["converge"], r["baseline"], r["restart"]
+    mem, cl, cold = r["memory"], r["change_latency"], r["cold_start"]
+    lines = [
+        f"workload: N={w['sync_targets']} mailboxes, W={w['wmws']} WMWs, M={w['objects']} objects "
+        f"({w['customized']} customized) + {w['toggle_configmaps']} toggle ConfigMaps, P={w['placements']} "
+        f"placements -> {w['copies']} copies; concurrency {w['concurrency']}; {w['cpus']} CPUs, "
+        f"load {w['loadavg_start'][0]:.1f} -> {w['loadavg_end'][0]:.1f} (shared machine: timings are noisy)",
+        "",
+        f"{'measure':<44}{'value':>14}  target",
+        f"{'converge, translator (start -> verified)':<44}{conv['seconds']:>13.2f}s",
+        f"{'  of which start-up to /readyz':<44}{conv['ready_s']:>13.2f}s",
+        f"{'baseline writer, same writes':<44}{base['seconds']:>13.2f}s",
+        f"{'converge_ratio':<44}{r['converge_ratio']:>14.2f}  <= 1.25",
+        f"{'converge_ratio from /readyz':<44}{r['converge_ratio_after_ready']:>14.2f}",
+        f"{'cold start, all controllers, no mailboxes':<44}{cold['seconds']:>13.2f}s",
+        f"{'writes during converge':<44}{conv['writes_total']:>14}",
+        f"{'minimal writes':<44}{conv['minimal_total']:>14}",
+        f"{'write_ratio':<44}{r['write_ratio']:>14.2f}  1.00",
+        f"{'restart_writes':<44}{r['restart_writes']:>14}  0",
+        f"{'restart: time to /readyz':<44}{rs['ready_s']:>13.2f}s",
+    ]
+    for key, label in (("object_edit", "object edit"), ("placement_edit", "placement edit")):
+        s = cl[key]
+        lat = s["latency_s"]
+        title = f"{label} latency (K={s['fan_out']}, n={lat['n']})"
+        lines.append(
+            f"{title:<44}{lat['p50'] * 1000:>12.0f}ms  p50; p90 {lat['p90'] * 1000:.0f} ms, "
+            f"max {lat['max'] * 1000:.0f} ms; writes {sum(s['writes'].values())} / minimal "
+            f"{sum(s['minimal_writes'].values())}"
+        )
+    lines += [
+        f"{'translator CPU during converge':<44}{conv['controller_cpu_seconds']:>13.2f}s"
+        f"  ({conv['cpu_ms_per_write']:.2f} ms per write; {conv['controller_cpu_seconds_at_ready'] or 0:.2f}s"
+        f" of it before /readyz; kcp used {conv['kcp_cpu_seconds']:.1f}s)",
+        f"{'translator peak RSS (converge / changes)':<44}{_mib(conv['controller_peak_rss_bytes']):>14}"
+        f"  / {_mib(mem['after_changes_peak_rss_bytes'])}",
+        f"{'RSS idle -> synced':<44}{_mib(mem['idle_rss_bytes'] or 0):>14}"
+        f"  -> {_mib(mem['synced_rss_bytes'])}",
+        f"{'memory per cached object':<44}{mem['bytes_per_cached_object'] or 0:>13.0f}B"
+        f"  ({mem['cached_objects_total']} cached objects)",
+        "",
+        "writes during converge (verb resource: actual / minimal):",
+    ]
+    for k in sorted(set(conv["writes"]) | set(conv["minimal"])):
+        lines.append(f"  {k:<40}{conv['writes'].get(k, 0):>8} / {conv['minimal'].get(k, 0)}")
+    if rs["writes"]:
+        lines.append(f"writes after restart: {rs['writes']}")
+
+    def work(rec: dict[str, dict[str, float]], per: int = 1) -> str:
+        parts = [
+            f"{ctl.removeprefix('placement-translator-')} {v.get('count', 0) / per:.1f}"
+            f" in {v.get('seconds', 0) / per:.2f}s"
+            + (f" ({v['errors']:.0f} errors)" if v.get("errors") else "")
+            for ctl, v in sorted(rec.items())
+        ]
+        return ", ".join(parts) or "none"
+
+    lines.append(f"reconciles during converge: {work(conv.get('reconciles', {}))}")
+    for key in ("object_edit", "placement_edit"):
+        lines.append(
+            f"reconciles per {key.replace('_', ' ')}: {work(cl[key].get('reconciles', {}), cl['trials'])}"
+        )
+    for key in ("object_edit", "placement_edit"):
+        if cl[key]["extra"]:
+            lines.append(f"{key} writes beyond minimal: {cl[key]['extra']}")
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench.scale", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", choices=sorted(SIZES), default="small")
+    p.add_argument("-N", "--sync-targets", type=int, help="SyncTargets (mailboxes)")
+    p.add_argument("-W", "--wmws", type=int, help="workload management workspaces")
+    p.add_argument("-M", "--objects", type=int, help="workload objects in total")
+    p.add_argument("-P", "--placements", type=int, help="EdgePlacements")
+    p.add_argument("--concurrency", type=int, default=4, help="translator workers and baseline writers")
+    p.add_argument("--trials", type=int, default=30, help="edits of each kind for change latency")
+    p.add_argument("--quiet", type=float, default=3.0, help="seconds without writes that end a phase")
+    p.add_argument("--restart-quiet", type=float, default=5.0, help="quiet period after a restart")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed to each phase")
+    p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (kcp data, logs)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    base = SIZES[args.size]
+    size = Size(
+        args.sync_targets or base.sync_targets,
+        args.wmws or base.wmws,
+        args.objects if args.objects is not None else base.objects,
+        args.placements or base.placements,
+    )
+    work = Path(tempfile.mkdtemp(prefix="ks-bench-"))
+    bench = Bench(args, Model.build(size, os.urandom(3).hex()), work)
+    log(f"bench.scale {args.size} {size}; work directory {work}")
+    ok = False
+    try:
+        result = bench.run()
+        result["size"] = args.size
+        ok = True
+    except (BenchError, kcp.KcpError, ApiError) as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        bench.stop()
+        if ok and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"work directory kept: {work}")
+    print(report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
