@@ -30,8 +30,8 @@ Phases, in this order, all in one run:
 4. *converge*: ``cmd.placement_translator`` alone, timed from its start until every mailbox is
    verified; writes (from its ``/metrics``) are read once it has been quiet for a few seconds and
    compared with the minimal set (per mailbox: one create per namespace, per copy, and
-   ``the-one``).  While it runs, the bench polls with one LIST of all SyncerConfigs per 0.1 s and
-   reads a mailbox in full only once its ``the-one`` is right, so as to load kcp little;
+   ``the-one``).  While it runs, the bench watches the SyncerConfigs and reads a mailbox in full
+   only once its ``the-one`` is right, so as to load kcp little;
 5. *baseline*: right after (the translator stopped), this process writes the same minimal set
    with the same REST client (:class:`pkg.runtime.rest.RestClient`, context ``system:admin``) and
    the same concurrency (a pool of ``--concurrency`` workers, one mailbox per work item:
@@ -56,6 +56,7 @@ watch).  The machine has 2 cores shared with kcp and whatever else runs: timings
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -485,17 +486,59 @@ class Mailboxes:
         return done
 
     def wait_converged(self, t0: float, timeout: float, what: str) -> dict[str, float]:
-        """Like :meth:`wait_all` with :meth:`check`, but cheap on the server while it waits: each
-        round is one LIST of every SyncerConfig (through the edge export's virtual workspace), and
-        only the mailboxes whose ``the-one`` is as desired (the translator writes it last) are then
-        read in full.  Polling every mailbox with GETs would load kcp, which the baseline writer
-        does not suffer, and make the translator look slower than it is."""
+        """Like :meth:`wait_all` with :meth:`check`, but light on the server while it waits: it
+        watches every SyncerConfig through the edge export's virtual workspace, and reads a mailbox
+        in full only once its ``the-one`` is as desired (the translator writes it last).  Polling
+        every mailbox would load kcp, which the baseline writer does not suffer, and so make the
+        translator look slower than it is."""
         assert self.edge_vw is not None
+        vw = self.edge_vw
+        path = f"{EDGE}/syncerconfigs"
         pending = {loc.name: loc for loc in self.model.locs}
         want = {loc.name: _trim(the_one_spec(self.model.copies(loc))) for loc in self.model.locs}
+        specs: dict[str, Any] = {}  # mailbox logical cluster -> spec of its the-one
+        lock = threading.Lock()
+        changed = threading.Event()
+        stop = threading.Event()
         done: dict[str, float] = {}
         last: dict[str, str] = {}
         deadline = time.monotonic() + timeout
+
+        def relist() -> str:
+            listed = vw.get(path)
+            with lock:
+                specs.clear()
+                for o in listed["items"]:
+                    if o["metadata"]["name"] == THE_ONE:
+                        specs[kcp.cluster_of(o)] = o.get("spec")
+            changed.set()
+            return str(listed["metadata"]["resourceVersion"])
+
+        def watch(rv: str) -> None:
+            while not stop.is_set():
+                try:
+                    params = {"watch": "true", "resourceVersion": rv, "timeoutSeconds": 30}
+                    for ev in vw.stream(path, params, read_timeout=45):
+                        obj = ev.get("object") or {}
+                        if ev.get("type") == "ERROR":
+                            rv = relist()
+                            break
+                        rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
+                        if obj.get("metadata", {}).get("name") != THE_ONE:
+                            continue
+                        with lock:
+                            if ev.get("type") in ("ADDED", "MODIFIED"):
+                                specs[kcp.cluster_of(obj)] = obj.get("spec")
+                            elif ev.get("type") == "DELETED":
+                                specs.pop(kcp.cluster_of(obj), None)
+                        changed.set()
+                        if stop.is_set():
+                            return
+                except Exception as e:  # the stream broke: list again and go on
+                    last["*"] = f"watch: {e}"
+                    time.sleep(0.2)
+                    with contextlib.suppress(ApiError):
+                        rv = relist()
 
         def full(loc: Loc) -> tuple[Loc, str | None, float]:
             try:
@@ -504,38 +547,41 @@ class Mailboxes:
                 why = f"error {e.status}"
             return loc, why, time.monotonic()
 
-        with ThreadPoolExecutor(POLLERS) as pool:
-            while pending:
-                if any(not loc.cluster for loc in pending.values()):
-                    root = kcp.cluster(self.client, kcp.ROOT).get(f"{kcp.TENANCY}/workspaces")["items"]
-                    clusters = {w["metadata"]["name"]: (w.get("spec") or {}).get("cluster", "") for w in root}
-                    for loc in pending.values():
-                        loc.cluster = loc.cluster or str(clusters.get(loc.mailbox) or "")
-                try:
-                    items = self.edge_vw.get(f"{EDGE}/syncerconfigs")["items"]
-                except ApiError as e:
-                    items = []
-                    last["*"] = f"listing SyncerConfigs: {e.status}"
-                ones = {kcp.cluster_of(o): o for o in items if o["metadata"]["name"] == THE_ONE}
-                ready = [
-                    loc
-                    for loc in pending.values()
-                    if loc.cluster in ones and _trim(ones[loc.cluster].get("spec")) == want[loc.name]
-                ]
-                for loc, why, at in pool.map(full, ready):
-                    if why is None:
-                        done[loc.name] = at - t0
-                        del pending[loc.name]
-                    else:
-                        last[loc.name] = why
-                if not pending:
-                    break
-                if time.monotonic() > deadline:
-                    sample = sorted((n, last.get(n, "the-one missing or different")) for n in pending)[:3]
-                    raise BenchError(
-                        f"{what}: {len(pending)} mailboxes not as desired after {timeout:.0f}s: {sample}"
-                    )
-                time.sleep(0.1)
+        watcher = threading.Thread(target=watch, args=(relist(),), daemon=True)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(POLLERS) as pool:
+                while pending:
+                    changed.wait(1.0)
+                    changed.clear()
+                    if any(not loc.cluster for loc in pending.values()):
+                        root = kcp.cluster(self.client, kcp.ROOT).get(f"{kcp.TENANCY}/workspaces")["items"]
+                        clusters = {w["metadata"]["name"]: (w.get("spec") or {}).get("cluster") for w in root}
+                        for loc in pending.values():
+                            loc.cluster = loc.cluster or str(clusters.get(loc.mailbox) or "")
+                    with lock:
+                        now = dict(specs)
+                    ready = [
+                        loc
+                        for loc in pending.values()
+                        if loc.cluster in now and _trim(now[loc.cluster]) == want[loc.name]
+                    ]
+                    for loc, why, at in pool.map(full, ready):
+                        if why is None:
+                            done[loc.name] = at - t0
+                            del pending[loc.name]
+                        else:
+                            last[loc.name] = why
+                            changed.set()  # look again soon
+                    if pending and time.monotonic() > deadline:
+                        sample = sorted((n, last.get(n, "the-one missing or different")) for n in pending)[:3]
+                        raise BenchError(
+                            f"{what}: {len(pending)} mailboxes not as desired after {timeout:.0f}s: {sample}"
+                        )
+                    if ready and pending:
+                        time.sleep(0.05)
+        finally:
+            stop.set()
         return done
 
     def reset(self, timeout: float) -> float:
