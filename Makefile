@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SRC := apis pkg cmd
 
-.PHONY: all venv lint typecheck codegen verify-codegen kcp test unit e2e demo bench clean
+.PHONY: all venv lint typecheck codegen verify-codegen kcp test test-chaos unit e2e demo bench clean
 
 all: test
 
@@ -46,6 +46,10 @@ e2e: $(STAMP) kcp
 # The README's test command: lint, types, generated code, then every test (kcp e2e included).
 test: $(STAMP) lint typecheck verify-codegen kcp
 	$(PY) -m pytest test
+
+# Fault injection on private kcp servers (crashes, kcp restarts, leader failover, refusals); slow.
+test-chaos: $(STAMP) kcp
+	$(PY) -m pytest -m chaos test/e2e/chaos
 
 # The README's first command: example1 on a fresh kcp with every controller (ARGS=--keep leaves it running).
 demo: $(STAMP) kcp
