@@ -11,7 +11,9 @@ ConfigMaps, half of them with ``%(...)`` parameters, and 2 Secrets) and 2 EdgePl
 
 :meth:`Workload.expected` computes, from the :class:`Workload` description alone (no controller
 code), what every mailbox must hold: ``the-one``'s spec, the projected copies with their customized
-content, and exactly which Namespaces exist.  :func:`check` compares that with what kcp holds and
+content, the Namespaces it must have and the only ones it may have (those needed now or in an
+earlier state: decision 5 never deletes one).  ``create(..., widgets=True)`` adds a custom resource
+and its CRD to wmw-a.  :func:`check` compares that with what kcp holds and
 returns every difference (an empty list means converged).  Edits made by the tests go through
 :class:`Workload` methods, so the expectation follows them.
 """
@@ -231,9 +233,6 @@ class Workload:
     def mailbox(self, location: str) -> str:
         return f"{self.imw_cluster}-mb-{self.uids[location]}"
 
-    def location_of(self, mailbox: str) -> str:
-        return next(loc for loc in self.uids if self.mailbox(loc) == mailbox)
-
     def resources(self) -> list[Res]:
         """Every resource a mailbox may hold copies of (besides Namespaces)."""
         return sorted({CONFIGMAPS, SECRETS} | {src.res for w in self.wmws for src in w.sources.values()})
@@ -294,7 +293,7 @@ class Workload:
                     )
                 ]
             if upsync:
-                canon = sorted({json.dumps(u, sort_keys=True) for u in upsync})
+                canon = sorted({json.dumps(u, sort_keys=True, separators=(",", ":")) for u in upsync})
                 spec["upsync"] = [json.loads(u) for u in canon]
             allowed = namespaces | self.ns_history.get(loc, set())
             out[self.mailbox(loc)] = Expected(loc, spec, copies, copy_labels, namespaces, allowed, ns_labels)
@@ -333,16 +332,6 @@ class Workload:
         w = self.wmw(wmw)
         src = w.sources.pop((resource, name))
         kcp.cluster(client, w.path).delete(f"{src.res.collection(src.namespace)}/{name}")
-        self.note()
-
-    def set_selector(self, client: RestClient, wmw: str, selector: dict[str, str]) -> None:
-        w = self.wmw(wmw)
-        w.selector = dict(selector)
-        c = kcp.cluster(client, w.path)
-        path = f"{EDGE}/edgeplacements/{w.placement}"
-        have = c.get(path)
-        have["spec"]["locationSelectors"] = [{"matchLabels": dict(selector)}]
-        c.update(path, have)
         self.note()
 
     def set_location_label(self, client: RestClient, location: str, key: str, value: str | None) -> None:

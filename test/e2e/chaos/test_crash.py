@@ -3,7 +3,7 @@
 * Deterministic: ``KUBESTELLAR_CRASH_AFTER_WRITES=k`` makes the process exit (code 86, like a
   kill -9: no lease release, nothing flushed) right after its k-th counted write.  From nothing,
   three processes die in a row at their 1st, 60th and 150th write (early, middle and late in the
-  ~350 writes of the whole converge), then a fourth converges.  Then, on the converged system, for
+  250-350 writes of the whole converge), then a fourth converges.  Then, on the converged system, for
   several k, a process dies at the k-th write of the re-converge after a batch of edits (updates, an
   addition, a deletion, a Location moving in and one moving out), and a restart converges: stale
   copies deleted, nothing left half-done.
