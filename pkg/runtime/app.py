@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from pkg.runtime import kcp
 from pkg.runtime.connections import Connections, add_common_flags
@@ -44,10 +45,18 @@ def add_manager_flags(parser: argparse.ArgumentParser, bind_address: str) -> Non
 Setup = Callable[[Manager, SharedInformerFactory, Connections, EventRecorder, int], object]
 
 
+def drop_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """Informer transform: no controller reads ``managedFields``, often the largest part of an object."""
+    md = obj.get("metadata")
+    if isinstance(md, dict) and "managedFields" in md:
+        obj = {**obj, "metadata": {k: v for k, v in md.items() if k != "managedFields"}}
+    return obj
+
+
 def build_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> tuple[Manager, EventRecorder]:
     """Build the connections, factory, recorder and Manager, and let each setup add its controllers."""
     conns = Connections.from_args(args)
-    factory = SharedInformerFactory()
+    factory = SharedInformerFactory(transform=drop_managed_fields)
     recorder = EventRecorder(conns.allclusters, name)
     election = LeaderElectionConfig(lease_name=name) if args.leader_elect else None
     manager = Manager(

@@ -51,9 +51,32 @@ class Discovery:
         self._lock = threading.Lock()
         self._cache: dict[str, dict[tuple[str, str], APIResource]] = {}
 
+        self._served: dict[tuple[str, str, str], frozenset[str]] = {}  # (prefix, group, version)
+
     def invalidate(self, client: RestClient) -> None:
         with self._lock:
             self._cache.pop(client.prefix, None)
+            for key in [k for k in self._served if k[0] == client.prefix]:
+                del self._served[key]
+
+    def serves(self, client: RestClient, group: str, version: str, resource: str) -> bool:
+        """Whether the endpoint serves ``resource`` at ``group/version`` (one GET per group-version,
+        cached; a resource found missing is asked about again next time)."""
+        key = (client.prefix, group, version)
+        with self._lock:
+            known = self._served.get(key)
+        if known is not None and resource in known:
+            return True
+        try:
+            listing = client.get(group_version_path(group, version)) or {}
+        except ApiError as e:
+            if e.status in (403, 404, 503):
+                return False
+            raise
+        names = frozenset(str(r.get("name", "")) for r in listing.get("resources") or [])
+        with self._lock:
+            self._served[key] = names
+        return resource in names
 
     def resources(self, client: RestClient) -> Mapping[tuple[str, str], APIResource]:
         """(group, resource) -> APIResource for the endpoint of ``client``."""

@@ -117,8 +117,13 @@ class Translator(MailboxWriter, StatusWriter):
             f"{NAME}-status", self._reconcile_status, workers=1
         )
 
-        for inf in (self.eps, self.spss, self.locations, self.customizers, self.workspaces):
+        for inf in (self.eps, self.spss, self.locations, self.customizers):
             self._recompute_on(inf)
+        self.workspaces.add_event_handler(
+            on_add=lambda o: self._workspace_changed(None, o),
+            on_update=self._workspace_changed,
+            on_delete=lambda o: self._workspace_changed(None, o),
+        )
         self.syncer_configs.add_event_handler(
             on_add=self._the_one_changed,
             on_update=lambda o, n: self._the_one_changed(n),
@@ -134,6 +139,15 @@ class Translator(MailboxWriter, StatusWriter):
             on_update=lambda o, n: self._changed(o, n),
             on_delete=lambda o: self.compute_ctl.enqueue(_ALL),
         )
+
+    def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
+        """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state."""
+        if "-mb-" not in _name(new):
+            return
+        if old is not None and _workspace_facts(old) == _workspace_facts(new):
+            self.mailbox_ctl.enqueue(_name(new))
+            return
+        self.compute_ctl.enqueue(_ALL)
 
     def _changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if _md(old).get("resourceVersion") != _md(new).get("resourceVersion"):
@@ -328,6 +342,14 @@ class Translator(MailboxWriter, StatusWriter):
         return inf
 
     # -- mailboxes ---------------------------------------------------------------------------------
+
+
+def _workspace_facts(ws: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        (ws.get("spec") or {}).get("cluster"),
+        (ws.get("status") or {}).get("phase"),
+        bool(_md(ws).get("deletionTimestamp")),
+    )
 
 
 def _log_puts(kind: str, before: Mapping[tuple[str, str], Any], after: Mapping[tuple[str, str], Any]) -> None:

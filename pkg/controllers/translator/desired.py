@@ -61,9 +61,10 @@ class Destination:
     sync_target_name: str
     sync_target_uid: str
 
-    @property
-    def mailbox(self) -> str:
-        return mailbox_name(self.cluster, self.sync_target_uid)
+    mailbox: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mailbox", mailbox_name(self.cluster, self.sync_target_uid))
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Destination:

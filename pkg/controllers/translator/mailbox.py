@@ -78,8 +78,9 @@ class MailboxWriter(State):
                 self._natives[gr] = api
         for gr, api in self._natives.items():
             self._shared_informer(gr, api.preferred)
-        for gr, (_, _, storage) in self._bound.items():
-            self._shared_informer(gr, storage)
+        # The kube exports' resources are watched from the first mailbox reconcile on: before any
+        # workspace binds an export, kcp answers 404 for it across clusters, and an informer that
+        # cannot list would hold back the Manager's cache sync.
 
     def _shared_informer(self, gr: GroupResource, version: str) -> Informer | None:
         """The ``/clusters/*`` informer on projected copies of ``gr`` at ``version``, if kcp serves one."""
@@ -123,6 +124,8 @@ class MailboxWriter(State):
 
     def _copy_informer(self, name: str, mb: Mailbox, gr: GroupResource, version: str) -> Informer | None:
         """The informer on projected copies of ``gr`` in the mailbox; None while not served."""
+        if not self.discovery.serves(mb.client, gr.group, version, gr.resource):
+            return None  # not (yet) bound or defined in this mailbox: its copies wait
         inf = self._shared_informer(gr, version) or mb.copies.get((gr, version))
         if inf is not None:
             return inf
@@ -179,6 +182,8 @@ class MailboxWriter(State):
             versions.setdefault(key.gr, "")
         for entry in _listed(the_one):
             versions.setdefault(GroupResource(entry["group"], entry["resource"]), entry["apiVersion"])
+        for bound_gr, (_, _, storage) in self._bound.items():
+            self._shared_informer(bound_gr, storage)  # once a mailbox exists its bindings do too
         informers: dict[GroupResource, Informer] = {}
         waiting: list[str] = []
         for gr, version in versions.items():
