@@ -78,9 +78,16 @@ class MailboxWriter(State):
                 self._natives[gr] = api
         for gr, api in self._natives.items():
             self._shared_informer(gr, api.preferred)
-        # The kube exports' resources are watched from the first mailbox reconcile on: before any
-        # workspace binds an export, kcp answers 404 for it across clusters, and an informer that
-        # cannot list would hold back the Manager's cache sync.
+        # Before any workspace binds an export, kcp answers 404 for its resources across clusters,
+        # and an informer that cannot list would hold back the Manager's cache sync: those are
+        # watched from the first mailbox reconcile on instead.
+        for gr, (identity, _, storage) in self._bound.items():
+            base = f"/apis/{gr.group}/{storage}" if gr.group else f"/api/{storage}"
+            try:
+                kcp.wildcard(self.all).get(f"{base}/{kcp.with_identity(gr.resource, identity)}", {"limit": 1})
+            except ApiError:
+                continue
+            self._shared_informer(gr, storage)
 
     def _shared_informer(self, gr: GroupResource, version: str) -> Informer | None:
         """The ``/clusters/*`` informer on projected copies of ``gr`` at ``version``, if kcp serves one."""
