@@ -296,6 +296,9 @@ class MailboxWriter(State):
 
         # `the-one` last: it lists what the mailbox now holds.
         spec = want.syncer_config
+        if the_one is None and not self.discovery.serves(client, EDGE_GROUP, "v2alpha1", "syncerconfigs"):
+            log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
+            return RETRY_SOON  # its bind-edge is still binding
         if the_one is None:
             body = {
                 "apiVersion": f"{EDGE_GROUP}/v2alpha1",
