@@ -84,12 +84,26 @@ def test_crash_after_kth_write(chaos_kcp: KcpServer, controllers: Controllers) -
     assert p.stop() == 0, p.tail()
 
 
-def _kill_after(p: Controller, writes: int, timeout: float = CONVERGE_TIMEOUT) -> float:
-    """SIGKILL ``p`` as soon as it is seen to have made ``writes`` writes (its /metrics, polled):
-    a moment unrelated to the write boundaries.  Returns the seconds since it started."""
-    p.wait_writes(writes, timeout)
+def _kill_after(p: Controller, writes: int, quiet: float = 8.0) -> tuple[float, bool]:
+    """SIGKILL ``p`` as soon as it is seen past ``writes`` writes (its /metrics, polled): a moment
+    unrelated to its write boundaries.  If it stops writing before (its converge needed fewer), it
+    is killed once it has led for ``quiet`` seconds without a write.  Returns the seconds since it
+    started and whether the target was reached."""
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    last, since = -1, time.monotonic()
+    reached = False
+    while not reached:
+        n = p.read_writes() or 0
+        reached = n >= writes
+        if n != last or not p.leading():
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            break
+        assert p.alive(), p.tail()
+        assert time.monotonic() < deadline, f"{p.name}: neither {writes} writes nor quiet in time"
+        time.sleep(0.05)
     p.kill9()
-    return time.monotonic() - p.started
+    return time.monotonic() - p.started, reached
 
 
 def test_kill9_at_random_moments(chaos_kcp: KcpServer, controllers: Controllers) -> None:
@@ -103,9 +117,16 @@ def test_kill9_at_random_moments(chaos_kcp: KcpServer, controllers: Controllers)
     # SIGKILL when the victim is seen past a random number of writes.
     for i in range(2):
         p = controllers.start(name=f"kill9-{i + 1}")
-        target = rng.randint(1, 150)
-        after = _kill_after(p, target)
-        figure("kill -9 from nothing", victim=i + 1, target=target, after_s=after, writes=p.writes)
+        target = rng.randint(1, 150 if i == 0 else 80)
+        after, reached = _kill_after(p, target)
+        figure(
+            "kill -9 from nothing",
+            victim=i + 1,
+            target=target,
+            reached=reached,
+            after_s=after,
+            writes=p.writes,
+        )
     start = time.monotonic()
     p = controllers.start(name="kill9-recover")
     conv = checker.wait_converged(c, wl, CONVERGE_TIMEOUT + LEASE, since=start, alive=p.dead)
@@ -119,7 +140,7 @@ def test_kill9_at_random_moments(chaos_kcp: KcpServer, controllers: Controllers)
         base = p.settled_writes()
         wl.edit_round(c, round_)
         target = rng.randint(1, 50)
-        after = _kill_after(p, base + target)
+        _, reached = _kill_after(p, base + target)
         start = time.monotonic()
         p = controllers.start(name=f"kill9-edits-{round_}-recover")
         conv = checker.wait_converged(c, wl, CONVERGE_TIMEOUT + LEASE, since=start, alive=p.dead)
@@ -127,6 +148,7 @@ def test_kill9_at_random_moments(chaos_kcp: KcpServer, controllers: Controllers)
             "kill -9 after edits: restart converged",
             round=round_,
             target=target,
+            reached=reached,
             converge_s=conv.seconds,
             writes=p.settled_writes(),
             lost=0,
