@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
+
 from pkg.runtime.rest import ApiError, RestClient
 
 log = logging.getLogger(__name__)
 
 JITTER = 1.2
+HELD, TAKEN, UNREACHABLE = "held", "taken", "unreachable"
 
 
 @dataclass
@@ -96,14 +99,25 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt to take or keep the Lease; True when we hold it afterwards."""
+        return self._attempt() == HELD
+
+    def _attempt(self) -> str:
+        """One round: HELD (we hold the Lease), TAKEN (someone else holds a live one) or
+        UNREACHABLE (the server did not answer, or refused for another reason)."""
+        try:
+            return HELD if self._try() else TAKEN
+        except (ApiError, urllib3.exceptions.HTTPError, OSError) as e:
+            log.warning("error reaching the lease lease=%s err=%s", self.config.lease_name, e)
+            return UNREACHABLE
+
+    def _try(self) -> bool:
         cfg = self.config
         now = time.monotonic()
         try:
             lease = self.client.get(f"{self._path}/{cfg.lease_name}")
         except ApiError as e:
             if not e.not_found:
-                log.warning("error retrieving lease lease=%s err=%s", cfg.lease_name, e)
-                return False
+                raise
             lease = None
         if lease is None:
             body = {
@@ -115,6 +129,8 @@ class LeaderElector:
             try:
                 created = self.client.create(self._path, body)
             except ApiError as e:
+                if e.status != 409:
+                    raise  # not an answer about who holds the Lease
                 log.info("could not create lease lease=%s err=%s", cfg.lease_name, e.reason or e)
                 return False
             self._took(created, now)
@@ -137,6 +153,8 @@ class LeaderElector:
         try:
             updated = self.client.update(f"{self._path}/{cfg.lease_name}", update)
         except ApiError as e:
+            if e.status != 409:
+                raise  # not an answer about who holds the Lease
             log.info("could not update lease lease=%s err=%s", cfg.lease_name, e.reason or e)
             return False
         self._took(updated, now)
@@ -189,19 +207,8 @@ class LeaderElector:
             on_new_leader(cfg.identity)
         on_started_leading()
         try:
-            while not stop.wait(cfg.retry_period):
-                deadline = time.monotonic() + cfg.renew_deadline
-                while not self.try_acquire_or_renew():
-                    if time.monotonic() >= deadline or stop.is_set():
-                        break
-                    stop.wait(cfg.retry_period * random.uniform(1.0, JITTER))
-                else:
-                    continue
-                if not stop.is_set():
-                    log.error(
-                        "failed to renew lease lease=%s/%s: leadership lost", cfg.namespace, cfg.lease_name
-                    )
-                break
+            while not stop.wait(cfg.retry_period) and self._renew(stop):
+                pass
         finally:
             lost = not stop.is_set()
             with self._lock:
@@ -209,6 +216,26 @@ class LeaderElector:
             if not lost and cfg.release_on_cancel:
                 self.release()
             on_stopped_leading()
+
+    def _renew(self, stop: threading.Event) -> bool:
+        """Renew within ``renew_deadline``; False when leadership is lost (or ``stop`` is set).
+
+        While the server cannot be reached nobody else can take the Lease through it either, so
+        the leader keeps trying instead of giving up (the fence in :meth:`valid` already stops its
+        writes after ``renew_deadline``).  Leadership is lost when the server answers and someone
+        else holds the Lease past our deadline.
+        """
+        cfg = self.config
+        deadline = time.monotonic() + cfg.renew_deadline
+        while not stop.is_set():
+            result = self._attempt()
+            if result == HELD:
+                return True
+            if result == TAKEN and time.monotonic() >= deadline:
+                log.error("failed to renew lease lease=%s/%s: leadership lost", cfg.namespace, cfg.lease_name)
+                return False
+            stop.wait(cfg.retry_period * random.uniform(1.0, JITTER))
+        return False
 
     def release(self) -> None:
         """Give the Lease up (empty holder) if we hold it, so a successor takes over at once."""

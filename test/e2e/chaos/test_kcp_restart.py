@@ -130,15 +130,6 @@ def test_kcp_restart_without_leader_election(
     assert p.stop() == 0, p.tail()
 
 
-@pytest.mark.xfail(
-    raises=ControllersRestarted,
-    strict=True,
-    reason="BUG: with leader election (the default) the leader does not ride out a kcp restart: "
-    "LeaderElector.try_acquire_or_renew catches only ApiError, so the connection error of its first "
-    "renewal while kcp is down escapes the renew loop and Manager.run, and the process exits 1 "
-    "('kubestellar: error: cannot reach the server: ... Connection refused') about 2 s into the "
-    "outage, without 'failed to renew lease' and before renew_deadline",
-)
 def test_kcp_restart_with_leader_election(
     restart_env: tuple[KcpServer, checker.Workload], ctl: Controllers
 ) -> None:
