@@ -530,6 +530,15 @@ def worlds(draw: st.DrawFn) -> World:
 
 
 def system(world: World) -> tuple[Desired, list[str]]:
+    views, locations, mailboxes = inputs(world)
+    return compute(views, locations, mailboxes), mailboxes
+
+
+def inputs(
+    world: World,
+) -> tuple[list[Workspace], dict[tuple[str, str], Obj], list[str]]:
+    """compute()'s arguments for ``world``: the WMW views (after where resolution), the Locations
+    and the mailboxes.  The objects in them are the world's own dicts, not copies."""
     all_locations = [loc for _, locs, _ in world.inventory for loc in locs]
     all_targets = [t for _, _, ts in world.inventory for t in ts]
     views = []
@@ -564,7 +573,7 @@ def system(world: World) -> tuple[Desired, list[str]]:
         )
     locations = {(imw, loc["metadata"]["name"]): loc for imw, locs, _ in world.inventory for loc in locs}
     mailboxes = sorted(f"{imw}-mb-{t['metadata']['uid']}" for imw, _, ts in world.inventory for t in ts)
-    return compute(views, locations, mailboxes), mailboxes
+    return views, locations, mailboxes
 
 
 def listed(spec: Mapping[str, Any]) -> set[CopyKey]:

@@ -3,9 +3,10 @@
 Four small controllers share the informers:
 
 * ``compute`` (one key, one worker): whenever an input changes, rebuild the view of every WMW from
-  the caches, compute the desired state of every mailbox, start the informers it needs, report
-  problems, and enqueue the mailboxes, source objects and placements to reconcile.  Events that
-  arrive while it computes coalesce into one more run (the workqueue's dirty set).
+  the caches, compute the desired state of every mailbox (building again only those whose inputs
+  changed: :class:`desired.Memo`), start the informers it needs, report problems, and enqueue
+  the mailboxes, source objects and placements to reconcile.  Events that arrive while it
+  computes coalesce into one more run (the workqueue's dirty set).
 * ``mailbox`` (key: mailbox name): writes the difference between the desired and the cached
   content of one mailbox: Namespaces, then CRDs, then the other copies; deletes stale projected
   copies; then writes ``the-one``.  Copies wait, with a reason, until their resource is served.
@@ -33,6 +34,7 @@ from pkg.controllers.translator.desired import (
     CopyKey,
     Desired,
     Destination,
+    Memo,
     Placement,
     ResourceInfo,
     Workspace,
@@ -83,6 +85,7 @@ class Translator(MailboxWriter, StatusWriter):
         self._wmws: dict[str, Wmw] = {}
         self._mailboxes: dict[str, Mailbox] = {}
         self._desired: Desired | None = None
+        self._memo = Memo()  # only the mailboxes whose inputs changed are built again
         self._annotated: set[tuple[str, CopyKey]] = set()
         self._written = Written()
         # (mailbox, logical cluster) whose last reconcile left nothing to do; changes of their copies
@@ -191,7 +194,7 @@ class Translator(MailboxWriter, StatusWriter):
             for name, ws in mailboxes.items()
             if (ws.get("spec") or {}).get("cluster")
         }
-        desired = compute(views, locations, sorted(mailboxes))
+        desired = compute(views, locations, sorted(mailboxes), memo=self._memo)
         with self._lock:
             previous = self._desired
             self._desired = desired
@@ -224,8 +227,9 @@ class Translator(MailboxWriter, StatusWriter):
                 self.status_ctl.enqueue((cluster, _name(one)))
         log.log(
             V(2),
-            "computed desired state mailboxes=%d problems=%d",
+            "computed desired state mailboxes=%d built=%d problems=%d",
             len(desired.mailboxes),
+            self._memo.built,
             len(desired.problems),
         )
         return None

@@ -279,25 +279,77 @@ def _api_version(group: str, version: str) -> str:
     return f"{group}/{version}" if group else version
 
 
+class Memo:
+    """What one :func:`compute` keeps for the next, so that only mailboxes whose inputs changed are
+    built again: ``compute(..., memo=m)`` returns what ``compute(...)`` returns (property-tested in
+    ``test/unit/test_translator_incremental.py``), and the same :class:`MailboxDesired` object for
+    a mailbox whose inputs are unchanged.
+
+    A mailbox's inputs are the (placement, Location) pairs that reach it, each placement taken
+    with its spec, the objects it selects, its WMW's path, resources and Customizers, and each
+    Location with its labels and annotations.  Selected objects and Customizers are recognised by
+    identity: informers replace a cached object when it changes and never mutate it, and the memo
+    holds the previous run's workspaces, so while both runs' objects are alive an id seen again is
+    the same object.  Only the last run's entries are kept.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[Any, ...], int] = {}  # placement inputs -> a small int naming them
+        self._next_token = 0
+        self._mailboxes: dict[tuple[Any, ...], _MailboxResult] = {}
+        self._alive: tuple[object, ...] = ()
+        self.built = 0  # mailboxes built by the last run (the others were reused)
+
+    def _token(self, content: tuple[Any, ...], tokens: dict[tuple[Any, ...], int]) -> int:
+        token = tokens.get(content)
+        if token is None:
+            token = self._tokens.get(content)
+            if token is None:
+                token = self._next_token = self._next_token + 1
+            tokens[content] = token
+        return token
+
+
+@dataclass
+class _MailboxResult:
+    desired: MailboxDesired
+    problems: list[Problem]
+    winners: list[tuple[str, CopyKey]]  # (WMW cluster, key) of each copy that goes there
+
+
+@dataclass
+class _Reach:
+    """One placement reaching one mailbox through one Location."""
+
+    ws: Workspace
+    placement: Placement
+    compiled: CompiledPlacement
+    parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]]
+    destination: Destination
+
+
 def compute(
     workspaces: Sequence[Workspace],
     locations: Mapping[tuple[str, str], Mapping[str, Any]],
     mailboxes: Sequence[str] = (),
+    memo: Memo | None = None,
 ) -> Desired:
-    """The desired content of every mailbox (those in ``mailboxes`` and every destination)."""
+    """The desired content of every mailbox (those in ``mailboxes`` and every destination).
+
+    With a ``memo`` from the previous call, a mailbox whose inputs are unchanged is not built again.
+    """
     problems: list[Problem] = []
     placement_problems: dict[tuple[str, str], list[str]] = {}
     whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = {}
     wheres: dict[tuple[str, str], tuple[Destination, ...]] = {}
-    # mailbox -> key -> WMW cluster -> contribution
-    contribs: dict[str, dict[CopyKey, dict[str, _Contribution]]] = defaultdict(lambda: defaultdict(dict))
-    upsyncs: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    reaching: dict[str, list[_Reach]] = defaultdict(list)  # mailbox -> what reaches it
+    fingerprints: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    tokens: dict[tuple[Any, ...], int] = {}
     reach: dict[tuple[str, CopyKey], set[str]] = defaultdict(set)  # (wmw, key) -> mailboxes
     singleton: set[tuple[str, CopyKey]] = set()
-    path_of = {ws.cluster: ws.path for ws in workspaces}
-    by_cluster = {ws.cluster: ws for ws in workspaces}
 
     for ws in workspaces:
+        ws_inputs = (ws.cluster, ws.path, frozenset(ws.resources.items()), _ids(ws.customizers))
         for p in ws.placements:
             issues: list[str] = []
             parts, implicit = _selected(ws, p, issues)
@@ -310,98 +362,156 @@ def compute(
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
             compiled, _ = compile_placement(p.spec)
+            token = 0
+            if memo is not None:
+                spec = json.dumps(p.spec, sort_keys=True, default=str)
+                content = (ws_inputs, p.name, spec, frozenset(id(obj) for obj, _ in parts.values()))
+                token = memo._token(content, tokens)
             for d in p.destinations:
-                upsyncs[d.mailbox].extend(compiled.upsync)
-                _ = contribs[d.mailbox]  # a destination always gets an entry, even an empty one
-                for key, (obj, info) in parts.items():
-                    c = contribs[d.mailbox][key].get(ws.cluster)
-                    if c is None:
-                        c = contribs[d.mailbox][key][ws.cluster] = _Contribution(obj, info)
-                    c.create_only = c.create_only or create_only(obj)
-                    c.locations.add((d.cluster, d.location_name))
-                    c.placements.add(p.name)
+                reaching[d.mailbox].append(_Reach(ws, p, compiled, parts, d))
+                fingerprints[d.mailbox].append((token, d.cluster, d.location_name))
             if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
             for key in parts:
                 reach.setdefault((ws.cluster, key), set())
 
+    path_of = {ws.cluster: ws.path for ws in workspaces}
     out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
-    for mailbox in sorted(contribs):
-        md = out.setdefault(mailbox, MailboxDesired(mailbox))
-        entries = contribs[mailbox]
-        # Resolve cross-WMW conflicts: the smallest workspace path wins.
-        winners: dict[CopyKey, tuple[str, _Contribution]] = {}
-        for key, by_ws in entries.items():
-            ranked = sorted(by_ws, key=lambda c: (path_of[c], c))
-            winner = ranked[0]
-            winners[key] = (winner, by_ws[winner])
-            reach[(winner, key)].add(mailbox)  # only the winner's object is counted here
-            for loser in ranked[1:]:
-                problems.append(
-                    Problem(
-                        loser,
-                        "Conflict",
-                        f"{key} is also sent to mailbox {mailbox} from {path_of[winner]}, which wins",
-                        obj=by_ws[loser].obj,
-                        placements=tuple(sorted(by_ws[loser].placements)),
-                    )
-                )
-        # One API version per resource in this mailbox, served by every contributing WMW.
-        senders: dict[GroupResource, dict[str, tuple[str, ...]]] = defaultdict(dict)
-        for key, (cluster, c) in winners.items():
-            senders[key.gr][cluster] = c.info.versions
-        versions = {gr: pick_version(list(v.values())) for gr, v in senders.items()}
+    results: dict[tuple[Any, ...], _MailboxResult] = {}
+    built = 0
+    for mailbox in sorted(reaching):
+        result = None
+        fingerprint: tuple[Any, ...] = ()
+        if memo is not None:
+            through = sorted(fingerprints[mailbox])
+            labels = tuple(_location_values(locations.get((c, loc))) for _, c, loc in through)
+            fingerprint = (mailbox, tuple(through), labels)
+            result = results.get(fingerprint) or memo._mailboxes.get(fingerprint)
+        if result is None:
+            result = _mailbox(mailbox, reaching[mailbox], locations, path_of)
+            built += 1
+        if memo is not None:
+            results[fingerprint] = result
+        out[mailbox] = result.desired
+        problems.extend(result.problems)
+        for winner in result.winners:
+            reach[winner].add(mailbox)
 
-        listed: list[tuple[CopyKey, str, bool]] = []
-        for key in sorted(winners):
-            cluster, c = winners[key]
-            version = versions[key.gr]
-            if version is None:
-                md.held[key] = "NoCommonVersion"
-                problems.append(
-                    Problem(
-                        cluster,
-                        "NoCommonVersion",
-                        f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
-                        obj=c.obj,
-                        placements=tuple(sorted(c.placements)),
-                    )
-                )
-                continue
-            listed.append((key, version, c.info.namespaced))
-            ws = by_cluster[cluster]
-            params, conflicts = _params(c.locations, locations)
-            api_version = _api_version(key.gr.group, version)
-            try:
-                body = _copy_body(c.obj, ws, params, api_version)
-            except CustomizeError as e:
-                message = str(e)
-                if conflicts:
-                    message += f" (Locations disagree on {', '.join(sorted(conflicts))})"
-                md.held[key] = "CustomizationFailed"
-                problems.append(
-                    Problem(
-                        cluster,
-                        "CustomizationFailed",
-                        f"copy of {key} for mailbox {mailbox} held back: {message}",
-                        obj=c.obj,
-                        placements=tuple(sorted(c.placements)),
-                    )
-                )
-                continue
-            md.copies[key] = Copy(
-                key=key,
-                api_version=api_version,
-                body=body,
-                create_only=c.create_only,
-                source_cluster=cluster,
-                namespaced=c.info.namespaced,
-            )
-        md.syncer_config = syncer_config_spec(listed, upsyncs.get(mailbox, []))
-
+    if memo is not None:
+        memo._tokens = tokens
+        memo._mailboxes = results
+        memo._alive = tuple(workspaces)
+        memo.built = built
     executing_counts = {k: len(reach.get(k, set())) for k in singleton}
     singleton_sources = {k: next(iter(reach[k])) for k in singleton if len(reach.get(k, set())) == 1}
     return Desired(out, problems, executing_counts, singleton_sources, placement_problems, whats, wheres)
+
+
+def _ids(customizers: Mapping[tuple[str, str], Mapping[str, Any]]) -> frozenset[tuple[tuple[str, str], int]]:
+    return frozenset((ref, id(c)) for ref, c in customizers.items())
+
+
+def _location_values(loc: Mapping[str, Any] | None) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    """What :func:`_params` reads of a Location."""
+    md = (loc or {}).get("metadata") or {}
+    return (
+        tuple(sorted((md.get("labels") or {}).items())),
+        tuple(sorted((md.get("annotations") or {}).items())),
+    )
+
+
+def _mailbox(
+    mailbox: str,
+    reaching: Sequence[_Reach],
+    locations: Mapping[tuple[str, str], Mapping[str, Any]],
+    path_of: Mapping[str, str],
+) -> _MailboxResult:
+    """One mailbox's desired content, from the placements (and Locations) that reach it."""
+    problems: list[Problem] = []
+    entries: dict[CopyKey, dict[str, _Contribution]] = defaultdict(dict)  # key -> WMW cluster -> ...
+    upsync: list[Mapping[str, Any]] = []
+    by_cluster: dict[str, Workspace] = {}
+    for r in reaching:
+        by_cluster[r.ws.cluster] = r.ws
+        upsync.extend(r.compiled.upsync)
+        for key, (obj, info) in r.parts.items():
+            c = entries[key].get(r.ws.cluster)
+            if c is None:
+                c = entries[key][r.ws.cluster] = _Contribution(obj, info)
+            c.create_only = c.create_only or create_only(obj)
+            c.locations.add((r.destination.cluster, r.destination.location_name))
+            c.placements.add(r.placement.name)
+
+    md = MailboxDesired(mailbox)
+    # Resolve cross-WMW conflicts: the smallest workspace path wins.
+    winners: dict[CopyKey, tuple[str, _Contribution]] = {}
+    for key in sorted(entries):
+        by_ws = entries[key]
+        ranked = sorted(by_ws, key=lambda c: (path_of[c], c))
+        winner = ranked[0]
+        winners[key] = (winner, by_ws[winner])
+        for loser in ranked[1:]:
+            problems.append(
+                Problem(
+                    loser,
+                    "Conflict",
+                    f"{key} is also sent to mailbox {mailbox} from {path_of[winner]}, which wins",
+                    obj=by_ws[loser].obj,
+                    placements=tuple(sorted(by_ws[loser].placements)),
+                )
+            )
+    # One API version per resource in this mailbox, served by every contributing WMW.
+    senders: dict[GroupResource, dict[str, tuple[str, ...]]] = defaultdict(dict)
+    for key, (cluster, c) in winners.items():
+        senders[key.gr][cluster] = c.info.versions
+    versions = {gr: pick_version(list(v.values())) for gr, v in senders.items()}
+
+    listed: list[tuple[CopyKey, str, bool]] = []
+    for key in sorted(winners):
+        cluster, c = winners[key]
+        version = versions[key.gr]
+        if version is None:
+            md.held[key] = "NoCommonVersion"
+            problems.append(
+                Problem(
+                    cluster,
+                    "NoCommonVersion",
+                    f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
+                    obj=c.obj,
+                    placements=tuple(sorted(c.placements)),
+                )
+            )
+            continue
+        listed.append((key, version, c.info.namespaced))
+        params, conflicts = _params(c.locations, locations)
+        api_version = _api_version(key.gr.group, version)
+        try:
+            body = _copy_body(c.obj, by_cluster[cluster], params, api_version)
+        except CustomizeError as e:
+            message = str(e)
+            if conflicts:
+                message += f" (Locations disagree on {', '.join(sorted(conflicts))})"
+            md.held[key] = "CustomizationFailed"
+            problems.append(
+                Problem(
+                    cluster,
+                    "CustomizationFailed",
+                    f"copy of {key} for mailbox {mailbox} held back: {message}",
+                    obj=c.obj,
+                    placements=tuple(sorted(c.placements)),
+                )
+            )
+            continue
+        md.copies[key] = Copy(
+            key=key,
+            api_version=api_version,
+            body=body,
+            create_only=c.create_only,
+            source_cluster=cluster,
+            namespaced=c.info.namespaced,
+        )
+    md.syncer_config = syncer_config_spec(listed, upsync)
+    return _MailboxResult(md, problems, [(cluster, key) for key, (cluster, _) in winners.items()])
 
 
 def syncer_config_spec(
