@@ -55,9 +55,11 @@ test-chaos: $(STAMP) kcp
 demo: $(STAMP) kcp
 	$(PY) hack/demo.py $(ARGS)
 
-# Workqueue throughput, then the translator at scale on a private kcp (bench/scale.py; a few minutes).
+# Workqueue throughput, the desired-state computation (no server), then the translator at scale on
+# a private kcp (bench/scale.py; a few minutes).
 bench: $(STAMP) kcp
 	$(PY) -m bench.workqueue
+	$(PY) -m bench.compute --size medium
 	$(PY) -m bench.scale --size small
 
 clean:
