@@ -132,7 +132,14 @@ _write_guard: Callable[[], bool] | None = None
 
 
 def set_write_guard(guard: Callable[[], bool] | None) -> None:
-    """Refuse every write but Lease writes while ``guard()`` is false (the leader-election fence)."""
+    """Refuse every write but Lease writes while ``guard()`` is false (the leader-election fence).
+
+    The fence is checked just before a write is sent, so no write *starts* once it is closed.  A
+    client-side fence cannot do more: a process paused (SIGSTOP, a long GC, a frozen VM) between
+    the check and the send delivers that one write late, when another leader may already act (the
+    server would need fencing tokens, which the Kubernetes API does not have).  Such a write is
+    detected when its answer comes (the fence is closed by then) and logged as ``late write``; at
+    most one per writing thread, and the new leader repairs it as it repairs any drift."""
     global _write_guard
     _write_guard = guard
 
@@ -239,15 +246,15 @@ class RestClient:
     ) -> Any:
         """Send one request and return the decoded JSON answer; raise :class:`ApiError` on non-2xx."""
         url = self.url(path, params)
-        guard = _write_guard
-        if guard is not None and method in _WRITE_VERBS and resource_of(path) != "leases" and not guard():
-            raise FencedError(f"{method} {url} refused: this process does not hold the leader lease")
+        guard = _write_guard if method in _WRITE_VERBS and resource_of(path) != "leases" else None
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         for attempt in (0, 1):
             generation = self._t.generation
             headers = self._t.headers()
             if data is not None:
                 headers["Content-Type"] = content_type
+            if guard is not None and not guard():
+                raise FencedError(f"{method} {url} refused: this process does not hold the leader lease")
             resp = self._t.pool.request(
                 method,
                 url,
@@ -261,6 +268,8 @@ class RestClient:
                 self._t.reload(generation)
                 continue
             break
+        if guard is not None and not guard():
+            log.error("late write: %s %s passed the leader fence, answered after it closed", method, url)
         if method in _WRITE_VERBS and resp.status < 500:
             resource = resource_of(path)
             if resource not in _NOT_COUNTED:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import urllib.request
 from typing import Any
 
-from pkg.runtime import kcp
+import pytest
+
+from pkg.runtime import kcp, rest
 from pkg.runtime.leaderelection import LeaderElectionConfig, LeaderElector
 from pkg.runtime.manager import Manager
 from pkg.runtime.rest import RestClient
@@ -134,3 +137,31 @@ def test_manager_probes_metrics_and_leadership(initialized: RestClient, wmw: str
     assert result == [0] and caches.stopped
     lease = c.get("/apis/coordination.k8s.io/v1/namespaces/default/leases/test-manager")
     assert lease["spec"]["holderIdentity"] == ""  # released on the way out
+
+
+def test_write_fence_refuses_before_sending_and_reports_a_late_write(
+    initialized: RestClient, wmw: str, caplog: Any
+) -> None:
+    """The leader fence (rest.set_write_guard) is checked just before a write is sent: a closed
+    fence sends nothing; a fence that closes while a write is on its way (the process paused after
+    the check) cannot stop it, and the write is logged as late."""
+    c = kcp.cluster(initialized, wmw)
+    path = "/api/v1/namespaces/default/configmaps"
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fenced"}}
+    try:
+        rest.set_write_guard(lambda: False)
+        with pytest.raises(rest.FencedError):
+            c.create(path, body)
+        # Reads pass a closed fence.
+        assert all(i["metadata"]["name"] != "fenced" for i in c.get(path)["items"]), (
+            "the refused write was sent"
+        )
+
+        answers = iter([True, False])  # open at the check, closed when the answer comes
+        rest.set_write_guard(lambda: next(answers))
+        with caplog.at_level(logging.ERROR, logger="pkg.runtime.rest"):
+            c.create(path, {**body, "metadata": {"name": "late"}})
+        assert c.get(f"{path}/late")["metadata"]["name"] == "late"
+        assert any("late write: POST" in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        rest.set_write_guard(None)

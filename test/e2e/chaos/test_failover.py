@@ -3,10 +3,13 @@
 1. Both start on the workload; one leads and converges it from nothing (the reference converge
    time).
 2. Edits; in the middle of their converge the leader is frozen (SIGSTOP) past its Lease: the other
-   takes over and converges.  The old leader is resumed (SIGCONT): it must write nothing before it
-   notices that it lost the Lease (the write fence), and then exit 1.  Proof: every object a
+   takes over and converges.  The old leader is resumed (SIGCONT): it must start no write before
+   it notices that it lost the Lease (the write fence), and then exit 1.  Proof: every object a
    controller writes keeps its resourceVersion from before the resume until after the exit, and the
-   new leader has nothing to repair.
+   new leader has nothing to repair, except for the writes that had passed the fence when the
+   process was frozen and reach kcp only once it runs again: a client-side fence cannot stop those
+   (the old leader logs each as a ``late write``; at most one per thread), so each changed object
+   must be matched by such a line, and the new leader must repair it.
 3. A new standby replaces it.  Edits; the leader is killed (SIGKILL) in the middle of their
    converge: the standby converges within the Lease time plus the reference converge time.
 """
@@ -27,6 +30,7 @@ CONVERGE_TIMEOUT = 300.0
 LEASE = 15.0
 RETRY = 2.0 * 1.2  # a candidate's retry period, jittered
 FENCED = "FencedError: "  # one line per write the fence refused
+LATE = "late write: "  # one line per write that passed the fence before the freeze, sent after it
 
 
 def _leader(candidates: list[Controller], timeout: float = 180.0) -> Controller:
@@ -93,17 +97,21 @@ def test_leader_failover(chaos_kcp: KcpServer, controllers: Controllers) -> None
     time.sleep(3)
     after = checker.snapshot(c, wl)
     fenced = leader.text().count(FENCED)
+    late = leader.text().count(LATE)
+    changed = checker.changed(before, after)
+    repairs = (standby.read_writes() or 0) - new_leader_writes
     figure(
         "failover: old leader resumed (SIGCONT)",
         exit_code=code,
-        objects_changed=len(checker.changed(before, after)),
+        objects_changed=len(changed),
         fenced_writes=fenced,
-        new_leader_repairs=(standby.read_writes() or 0) - new_leader_writes,
+        late_writes=late,
+        new_leader_repairs=repairs,
     )
     assert code == 1, f"the old leader exited with {code}:\n{leader.tail()}"
-    assert checker.changed(before, after) == [], "the resumed old leader wrote"
-    assert standby.read_writes() == new_leader_writes, "the new leader had to repair something"
-    assert checker.check(c, wl) == []
+    assert len(changed) <= late, f"the resumed old leader wrote (late writes logged: {late}): {changed}"
+    assert repairs <= late, "the new leader repaired more than the old leader's late writes"
+    checker.wait_converged(c, wl, CONVERGE_TIMEOUT, alive=standby.dead)
 
     # 3. A new standby; the leader is killed in the middle of a converge.
     leader = standby
