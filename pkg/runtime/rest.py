@@ -137,9 +137,10 @@ def set_write_guard(guard: Callable[[], bool] | None) -> None:
     The fence is checked just before a write is sent, so no write *starts* once it is closed.  A
     client-side fence cannot do more: a process paused (SIGSTOP, a long GC, a frozen VM) between
     the check and the send delivers that one write late, when another leader may already act (the
-    server would need fencing tokens, which the Kubernetes API does not have).  Such a write is
-    detected when its answer comes (the fence is closed by then) and logged as ``late write``; at
-    most one per writing thread, and the new leader repairs it as it repairs any drift."""
+    server would need fencing tokens, which the Kubernetes API does not have).  A write whose
+    answer comes after the fence closed is logged as ``late write`` (at most one per writing
+    thread; this includes writes the server handled before the pause): the new leader repairs
+    whatever they changed, as it repairs any drift."""
     global _write_guard
     _write_guard = guard
 
