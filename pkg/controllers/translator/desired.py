@@ -177,11 +177,9 @@ def _key(gr: GroupResource, obj: Mapping[str, Any]) -> CopyKey:
 
 
 def _selected(
-    ws: Workspace, p: Placement, problems: list[str]
+    ws: Workspace, compiled: CompiledPlacement, problems: list[str]
 ) -> tuple[dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]], set[CopyKey]]:
-    """The objects of ``ws`` that placement ``p`` selects, and which of them are implicit CRDs."""
-    compiled, issues = compile_placement(p.spec)
-    problems.extend(issues)
+    """The objects of ``ws`` that a placement selects, and which of them are implicit CRDs."""
     problems.extend(_unknown_resources(compiled, ws))
     parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
     crds = {str((o.get("metadata") or {}).get("name")): o for o in ws.objects.get(CRDS, ())}
@@ -351,8 +349,8 @@ def compute(
     for ws in workspaces:
         ws_inputs = (ws.cluster, ws.path, frozenset(ws.resources.items()), _ids(ws.customizers))
         for p in ws.placements:
-            issues: list[str] = []
-            parts, implicit = _selected(ws, p, issues)
+            compiled, issues = compile_placement(p.spec)
+            parts, implicit = _selected(ws, compiled, issues)
             placement_problems[(ws.cluster, p.name)] = issues
             whats[(ws.cluster, p.name)] = (
                 tuple(sorted(parts)),
@@ -361,7 +359,6 @@ def compute(
             wheres[(ws.cluster, p.name)] = tuple(p.destinations)
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
-            compiled, _ = compile_placement(p.spec)
             token = 0
             if memo is not None:
                 spec = json.dumps(p.spec, sort_keys=True, default=str)
