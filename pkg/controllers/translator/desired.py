@@ -463,20 +463,22 @@ def _mailbox(
         senders[key.gr][cluster] = c.info.versions
     versions = {gr: pick_version(list(v.values())) for gr, v in senders.items()}
 
+    def hold(key: CopyKey, cluster: str, c: _Contribution, reason: str, message: str) -> None:
+        """Hold the copy back and report why, on its source and the placements sending it."""
+        md.held[key] = reason
+        problems.append(Problem(cluster, reason, message, obj=c.obj, placements=tuple(sorted(c.placements))))
+
     listed: list[tuple[CopyKey, str, bool]] = []
     for key in sorted(winners):
         cluster, c = winners[key]
         version = versions[key.gr]
         if version is None:
-            md.held[key] = "NoCommonVersion"
-            problems.append(
-                Problem(
-                    cluster,
-                    "NoCommonVersion",
-                    f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
-                    obj=c.obj,
-                    placements=tuple(sorted(c.placements)),
-                )
+            hold(
+                key,
+                cluster,
+                c,
+                "NoCommonVersion",
+                f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
             )
             continue
         listed.append((key, version, c.info.namespaced))
@@ -488,15 +490,12 @@ def _mailbox(
             message = str(e)
             if conflicts:
                 message += f" (Locations disagree on {', '.join(sorted(conflicts))})"
-            md.held[key] = "CustomizationFailed"
-            problems.append(
-                Problem(
-                    cluster,
-                    "CustomizationFailed",
-                    f"copy of {key} for mailbox {mailbox} held back: {message}",
-                    obj=c.obj,
-                    placements=tuple(sorted(c.placements)),
-                )
+            hold(
+                key,
+                cluster,
+                c,
+                "CustomizationFailed",
+                f"copy of {key} for mailbox {mailbox} held back: {message}",
             )
             continue
         md.copies[key] = Copy(
