@@ -16,10 +16,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first (their layer survives source changes), at the versions of requirements.lock.
-COPY pyproject.toml requirements.lock ./
+COPY pyproject.toml setup.py requirements.lock ./
 COPY apis/ apis/
 COPY pkg/ pkg/
 COPY cmd/ cmd/
+COPY config/exports/ config/exports/
+COPY config/kube-exports/ config/kube-exports/
 RUN pip install -c requirements.lock .
 
 # config/ holds the CRDs and kcp exports that `init` applies.

@@ -1,5 +1,11 @@
 """Entry points of kubestellar-py (``python -m cmd.<name>``).
 
+Installed (``pip install .``, ``make venv``) this directory is the package ``kubestellar_cmd``
+(see setup.py), so that nothing named ``cmd`` lands in site-packages; its console scripts are
+``kubestellar``, ``kubectl-kubestellar``, ``mailbox-controller``, ``where-resolver`` and
+``placement-translator``.  The modules here import one another relatively, so that they work under
+either name.
+
 This package is named ``cmd`` as the user asked, which shadows the standard library's ``cmd``
 module whenever the repository root is first on ``sys.path`` (``python -m pytest``, ``python -m
 cmd.x``).  ``pdb`` (and so pytest) does ``import cmd`` and subclasses ``cmd.Cmd``.  To keep both

@@ -4,6 +4,13 @@ init                                  root:espw with the edge export, kube expor
 ensure location NAME [key=value ...]  a SyncTarget and a Location in the IMW
 ensure wmw NAME                       a workload management workspace with its bindings
 remove wmw NAME                       delete a workload management workspace
+start                                 run the controllers on one Manager
+
+The same verbs run as ``kubectl kubestellar VERB`` (``cmd.kubectl_kubestellar``, which builds
+this parser under another program name), and as the console script ``kubestellar``.  Each verb is
+registered by one ``add_<verb>`` function.  Waits (a workspace becoming Ready, bindings becoming
+Bound) show progress when stderr is a terminal (``cmd.progress``); otherwise the output is only
+the one result line per verb.
 """
 
 from __future__ import annotations
@@ -13,27 +20,41 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-import urllib3
-
 from pkg import bootstrap
+from pkg.labels import validate_label_key, validate_label_value
 from pkg.runtime import kcp, klog
-from pkg.runtime.app import add_manager_flags, run_manager
+from pkg.runtime.app import add_manager_flags, report_errors, run_manager
 from pkg.runtime.connections import add_connection_flags, server_client
-from pkg.runtime.kubeconfig import KubeconfigError, KubeconfigSource
-from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.kubeconfig import KubeconfigSource
+from pkg.runtime.rest import RestClient
+
+from .progress import terminal_progress
 
 PROG = "kubestellar"
 log = logging.getLogger(PROG)
 
 
 def _labels(pairs: Sequence[str]) -> dict[str, str]:
+    """``key=value`` words as labels, each checked as the API server would (before any write)."""
     labels: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise bootstrap.BootstrapError(f"label {pair!r} is not of the form key=value")
+        problem = validate_label_key(key) or validate_label_value(value)
+        if problem:
+            raise bootstrap.BootstrapError(problem)
         labels[key] = value
     return labels
+
+
+def _imw(value: str) -> str:
+    """``--imw``: a workspace name under root; ``root:NAME`` (upstream's spelling) means the same."""
+    name = value.removeprefix(f"{kcp.ROOT}:")
+    if ":" in name:
+        raise bootstrap.BootstrapError(f"invalid IMW {value!r}: name a workspace directly under root")
+    bootstrap.check_workspace_name(name)
+    return name
 
 
 def _client(args: argparse.Namespace) -> RestClient:
@@ -45,17 +66,26 @@ def _report(writes: int, what: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> None:
-    _report(bootstrap.init(_client(args), imw=args.imw), "init")
+    imw = _imw(args.imw)
+    with terminal_progress("init"):
+        writes = bootstrap.init(_client(args), imw=imw)
+    _report(writes, "init")
 
 
 def cmd_ensure_location(args: argparse.Namespace) -> None:
+    bootstrap.check_object_name(args.name)
     labels = _labels(args.labels)
-    writes = bootstrap.ensure_location(_client(args), args.name, labels, imw=args.imw)
+    imw = _imw(args.imw)
+    with terminal_progress(f"location {args.name}"):
+        writes = bootstrap.ensure_location(_client(args), args.name, labels, imw=imw)
     _report(writes, f"location {args.name}")
 
 
 def cmd_ensure_wmw(args: argparse.Namespace) -> None:
-    _report(bootstrap.ensure_wmw(_client(args), args.name), f"wmw root:{args.name}")
+    bootstrap.check_workspace_name(args.name)
+    with terminal_progress(f"wmw root:{args.name}"):
+        writes = bootstrap.ensure_wmw(_client(args), args.name)
+    _report(writes, f"wmw root:{args.name}")
 
 
 def cmd_start(args: argparse.Namespace) -> None:
@@ -67,35 +97,34 @@ def cmd_start(args: argparse.Namespace) -> None:
 
 
 def cmd_remove_wmw(args: argparse.Namespace) -> None:
+    bootstrap.check_workspace_name(args.name)
     removed = bootstrap.remove_wmw(_client(args), args.name)
     print(f"wmw root:{args.name}: {'removed' if removed else 'not found'}")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Set up and run KubeStellar on kcp.")
+def common(sp: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """--kubeconfig, --context and -v, accepted before and after the verb (the verb's copy wins)."""
+    kubeconfig_help = "kcp admin kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
+    sp.add_argument("--kubeconfig", default=default, help=kubeconfig_help)
+    sp.add_argument("--context", default=default, help="kubeconfig context (default: the current one)")
+    sp.add_argument(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=int,
+        default=0 if default is None else default,
+        help="log verbosity",
+    )
 
-    def common(sp: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
-        # Accepted before and after the verb; the verb's copy only overrides when given.
-        kubeconfig_help = "kcp admin kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
-        sp.add_argument("--kubeconfig", default=default, help=kubeconfig_help)
-        sp.add_argument("--context", default=default, help="kubeconfig context (default: the current one)")
-        sp.add_argument(
-            "-v",
-            "--v",
-            dest="verbosity",
-            type=int,
-            default=0 if default is None else default,
-            help="log verbosity",
-        )
 
-    common(p, default=None)
-
-    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+def add_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = sub.add_parser("init", help="create root:espw, the kube-type exports and the IMW")
     common(init)
     init.add_argument("--imw", default=bootstrap.DEFAULT_IMW, help="inventory workspace under root")
     init.set_defaults(func=cmd_init)
 
+
+def add_ensure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ensure = sub.add_parser("ensure", help="create or update a location or a WMW")
     ensure_sub = ensure.add_subparsers(dest="what", required=True, metavar="WHAT")
     loc = ensure_sub.add_parser("location", help="a SyncTarget and a Location in the IMW")
@@ -109,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
     wmw.add_argument("name")
     wmw.set_defaults(func=cmd_ensure_wmw)
 
+
+def add_remove(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     remove = sub.add_parser("remove", help="remove a WMW")
     remove_sub = remove.add_subparsers(dest="what", required=True, metavar="WHAT")
     rwmw = remove_sub.add_parser("wmw", help="delete workspace root:NAME")
@@ -116,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     rwmw.add_argument("name")
     rwmw.set_defaults(func=cmd_remove_wmw)
 
+
+def add_start(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start = sub.add_parser(
         "start", help="run the mailbox controller, where resolver and placement translator"
     )
@@ -124,38 +157,29 @@ def parser() -> argparse.ArgumentParser:
     add_connection_flags(start, "allclusters", "all logical clusters", "system:admin")
     add_manager_flags(start, ":10204")
     start.set_defaults(func=cmd_start)
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Set up and run KubeStellar on kcp.")
+    common(p, default=None)
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add_init(sub)
+    add_ensure(sub)
+    add_remove(sub)
+    add_start(sub)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = parser(prog).parse_args(argv)
     klog.setup(args.verbosity)
     func: Callable[[argparse.Namespace], None] = args.func
-    return run_reporting_errors(PROG, lambda: func(args))
+    return run_reporting_errors(prog, lambda: func(args))
 
 
 def run_reporting_errors(prog: str, body: Callable[[], None]) -> int:
     """Run ``body``; a user error becomes one line on stderr and exit code 1, never a traceback."""
-    try:
-        body()
-    except (bootstrap.BootstrapError, KubeconfigError, kcp.KcpError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    except ApiError as e:
-        print(f"{prog}: error: the server refused: {e}", file=sys.stderr)
-        return 1
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        print(f"{prog}: error: cannot reach the server: {_short(e)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-def _short(e: BaseException) -> str:
-    reason = getattr(e, "reason", None)
-    return f"{getattr(e, 'url', '') or ''} {reason or e}".strip()
+    return report_errors(prog, body, user_errors=(bootstrap.BootstrapError,))
 
 
 if __name__ == "__main__":

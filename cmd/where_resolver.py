@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from cmd.mailbox_controller import add_alias_flags, parse_controller_args
 from collections.abc import Sequence
 
 from pkg.controllers import where
 from pkg.runtime import kcp
 from pkg.runtime.app import add_manager_flags, main_of, run_manager
 from pkg.runtime.connections import add_connection_flags
+
+from .mailbox_controller import add_alias_flags, parse_controller_args
 
 PROG = "where-resolver"
 

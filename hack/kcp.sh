@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build, start and stop a real kcp server for kubestellar-py's tests, demo and users.
 #
-#   hack/kcp.sh path [kcp|kubectl|kubectl-ws]  print the path of a runnable binary (builds it first if needed;
+#   hack/kcp.sh path [kcp|kubectl|kubectl-ws|helm]
+#                                              print the path of a runnable binary (builds it first if needed;
 #                                              build logs go to stderr, stdout has only the path)
 #   hack/kcp.sh start DIR                      start kcp on 127.0.0.1 with root directory DIR and wait until it is
 #                                              ready (admin.kubeconfig written, /livez and /readyz OK, root:compute
@@ -12,50 +13,66 @@
 # Environment: KCP_BIN (use this kcp binary, build nothing), KCP_EXTRA_ARGS (more `kcp start` flags),
 # KCP_READY_TIMEOUT (seconds, default 300), KUBESTELLAR_PY_CACHE (build cache, default ~/.cache/kubestellar-py).
 #
-# The kcp version is chosen in one place: the require line of hack/kcp-tools/go.mod.
+# The kcp version is chosen in one place: the require line of hack/kcp-tools/go.mod. helm is built from
+# its own module, hack/helm-tools, into a cache directory of its own keyed on that module's go.mod/go.sum,
+# so that moving helm never rebuilds kcp (and the other way round).
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS_DIR="$HACK_DIR/kcp-tools"
+HELM_TOOLS_DIR="$HACK_DIR/helm-tools"
 
 die() { echo "kcp.sh: $*" >&2; exit 1; }
 log() { echo "kcp.sh: $*" >&2; }
 
-kcp_version() { awk '$1 == "github.com/kcp-dev/kcp" && $2 ~ /^v/ {print $2; exit}' "$TOOLS_DIR/go.mod"; }
+# module_version DIR MODULE: the version MODULE is required at in DIR/go.mod.
+module_version() { awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) {for (i = 1; i <= NF; i++) if ($i ~ /^v[0-9]/) {print $i; exit}}' "$1/go.mod"; }
 
+kcp_version() { module_version "$TOOLS_DIR" github.com/kcp-dev/kcp; }
+
+helm_version() { module_version "$HELM_TOOLS_DIR" helm.sh/helm/v3; }
+
+# cache_dir TOOLS_DIR PREFIX: the build cache of one tools module, keyed on its go.mod/go.sum and Go.
 cache_dir() {
-    command -v go >/dev/null || die "Go is needed to build kcp (or set KCP_BIN)"
+    command -v go >/dev/null || die "Go is needed to build the binaries of $1 (or set KCP_BIN for kcp)"
     local gov key
     gov="$(GOTOOLCHAIN=local go env GOVERSION)"
-    key="$(cat "$TOOLS_DIR/go.mod" "$TOOLS_DIR/go.sum" | sha256sum | cut -c1-10)"
-    echo "${KUBESTELLAR_PY_CACHE:-$HOME/.cache/kubestellar-py}/kcp-$(kcp_version)-$gov-$key"
+    key="$(cat "$1/go.mod" "$1/go.sum" | sha256sum | cut -c1-10)"
+    echo "${KUBESTELLAR_PY_CACHE:-$HOME/.cache/kubestellar-py}/$2-$gov-$key"
 }
 
 # build NAME: build one binary of the tools module into the cache (once; concurrent callers wait on a lock).
 build() {
-    local name="$1" pkg out dir ver
+    local name="$1" pkg out dir ver tools ldflags
+    tools="$TOOLS_DIR"
     case "$name" in
         kcp) pkg=github.com/kcp-dev/kcp/cmd/kcp ;;
         kubectl-ws) pkg=github.com/kcp-dev/kcp/cmd/kubectl-workspace ;;
         kubectl) pkg=k8s.io/kubernetes/cmd/kubectl ;;
-        *) die "unknown binary '$name' (kcp, kubectl or kubectl-ws)" ;;
+        helm) pkg=helm.sh/helm/v3/cmd/helm tools="$HELM_TOOLS_DIR" ;;
+        *) die "unknown binary '$name' (kcp, kubectl, kubectl-ws or helm)" ;;
     esac
-    dir="$(cache_dir)"
+    if [[ "$tools" == "$HELM_TOOLS_DIR" ]]; then
+        ver="$(helm_version)"
+        dir="$(cache_dir "$tools" "helm-$ver")"
+        ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$ver"
+    else
+        ver="$(kcp_version)"
+        dir="$(cache_dir "$tools" "kcp-$ver")"
+        ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v1.24.3+kcp-$ver -X k8s.io/client-go/pkg/version.gitVersion=v1.24.3+kcp-$ver"
+    fi
     out="$dir/bin/$name"
     if [[ -x "$out" ]]; then echo "$out"; return; fi
     mkdir -p "$dir/bin"
     exec 9>"$dir/.lock"
     flock 9
     if [[ ! -x "$out" ]]; then
-        ver="$(kcp_version)"
-        log "building $name ($pkg, kcp $ver) into $dir; the first build takes 10-20 minutes"
+        log "building $name ($pkg $ver) into $dir; a first build takes minutes (kcp: 10-20)"
         local start=$SECONDS
         (
-            cd "$TOOLS_DIR"
+            cd "$tools"
             export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly GONOSUMDB=github.com/kcp-dev
-            go build -trimpath -o "$out.tmp" \
-                -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v1.24.3+kcp-$ver -X k8s.io/client-go/pkg/version.gitVersion=v1.24.3+kcp-$ver" \
-                "$pkg"
+            go build -trimpath -o "$out.tmp" -ldflags "$ldflags" "$pkg"
         ) >&2 || die "building $name failed (see the go output above)"
         mv "$out.tmp" "$out"
         log "built $name in $((SECONDS - start))s"
@@ -162,5 +179,5 @@ case "${1:-}" in
     start) start "${2:-}" ;;
     stop) stop "${2:-}" ;;
     version) kcp_version ;;
-    *) die "usage: kcp.sh path [kcp|kubectl|kubectl-ws] | start DIR | stop DIR | version" ;;
+    *) die "usage: kcp.sh path [kcp|kubectl|kubectl-ws|helm] | start DIR | stop DIR | version" ;;
 esac

@@ -6,6 +6,7 @@ Every function is idempotent and writes only what differs, so a second run write
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import re
 from collections.abc import Iterable
@@ -20,8 +21,24 @@ from pkg.runtime.rest import ApiError, RestClient
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
-EDGE_EXPORTS_DIR = REPO / "config" / "exports"
-KUBE_EXPORTS_DIR = REPO / "config" / "kube-exports"
+
+
+def config_dir() -> Path:
+    """``config/`` of the repository; installed (no repository around), the ``kubestellar_config`` package.
+
+    setup.py installs the parts of ``config/`` that ``init`` applies as that package's data.
+    """
+    if (REPO / "config" / "exports").is_dir():
+        return REPO / "config"
+    spec = importlib.util.find_spec("kubestellar_config")
+    if spec is None or not spec.submodule_search_locations:
+        return REPO / "config"  # reading it fails later with the path named
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+CONFIG_DIR = config_dir()
+EDGE_EXPORTS_DIR = CONFIG_DIR / "exports"
+KUBE_EXPORTS_DIR = CONFIG_DIR / "kube-exports"
 
 ESPW = "root:espw"
 EDGE_EXPORT = "edge.kubestellar.io"

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
+
+import urllib3
 
 from pkg.runtime import kcp
 from pkg.runtime.connections import Connections, add_common_flags
 from pkg.runtime.events import EventRecorder
 from pkg.runtime.informer import SharedInformerFactory
+from pkg.runtime.kubeconfig import KubeconfigError
 from pkg.runtime.leaderelection import LeaderElectionConfig
-from pkg.runtime.manager import Manager
+from pkg.runtime.manager import BindError, Manager
+from pkg.runtime.rest import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +87,47 @@ def run_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> int
         recorder.stop()
 
 
-def main_of(prog: str, body: Callable[[], int]) -> int:
-    """Run ``body`` reporting user errors in one line (see cmd.kubestellar.run_reporting_errors)."""
-    from cmd.kubestellar import run_reporting_errors
+def report_errors(
+    prog: str, body: Callable[[], None], user_errors: tuple[type[BaseException], ...] = ()
+) -> int:
+    """Run ``body``; a user error becomes one line on stderr and exit code 1, never a traceback.
 
+    Each line names what failed: a kubeconfig, a kcp wait, the server's refusal, the local address
+    the metrics server cannot listen on (and the flag that sets it), or the server it cannot reach.
+    ``user_errors`` are more exception types whose message is the whole story (the caller's own).
+    """
+    own: tuple[type[BaseException], ...] = (*user_errors, KubeconfigError, kcp.KcpError)
+    try:
+        body()
+    except own as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except ApiError as e:
+        print(f"{prog}: error: the server refused: {e}", file=sys.stderr)
+        return 1
+    except BindError as e:
+        print(
+            f"{prog}: error: cannot serve /metrics, /healthz and /readyz on {e.address}: {e.reason}"
+            " (choose another address with --server-bind-address)",
+            file=sys.stderr,
+        )
+        return 1
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        print(f"{prog}: error: cannot reach the server: {_short(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _short(e: BaseException) -> str:
+    reason = getattr(e, "reason", None)
+    return f"{getattr(e, 'url', '') or ''} {reason or e}".strip()
+
+
+def main_of(prog: str, body: Callable[[], int]) -> int:
+    """Run ``body`` (an entry point's work) through :func:`report_errors`; its exit code."""
     code: list[int] = []
-    rc = run_reporting_errors(prog, lambda: code.append(body()))
+    rc = report_errors(prog, lambda: code.append(body()))
     return rc or (code[0] if code else 0)

@@ -15,6 +15,7 @@ The facts here are those of kcp v0.11.0:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -89,14 +90,30 @@ def wildcard(client: RestClient) -> RestClient:
     return cluster(client, WILDCARD)
 
 
+WaitObserver = Callable[[str, float, bool], None]
+"""Told ``(what, seconds waited so far, done)`` while :func:`wait_for` polls, and once when it is done."""
+
+wait_observer: contextvars.ContextVar[WaitObserver | None] = contextvars.ContextVar(
+    "wait_observer", default=None
+)
+"""Who watches the waits (a CLI's progress display); nobody by default."""
+
+
 def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    """Call ``probe`` until it returns something truthy; raise :class:`KcpError` on timeout."""
-    deadline = time.monotonic() + timeout
+    """Call ``probe`` until it returns something truthy; raise :class:`KcpError` on timeout.
+
+    The :data:`wait_observer` of the calling context, if any, sees each poll and the end.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
     last_error: Exception | None = None
+    observer = wait_observer.get()
     while True:
         try:
             value = probe()
             if value:
+                if observer is not None:
+                    observer(what, time.monotonic() - start, True)
                 return value
         except ApiError as e:
             if e.status in (401, 403) and time.monotonic() > deadline:
@@ -105,6 +122,8 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
         if time.monotonic() > deadline:
             detail = f": last error {last_error}" if last_error else ""
             raise KcpError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        if observer is not None:
+            observer(what, time.monotonic() - start, False)
         time.sleep(interval)
         interval = min(interval * 1.5, 2.0)
 

@@ -86,6 +86,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class BindError(OSError):
+    """The metrics and probes server cannot listen on its address (in use, not local, not allowed)."""
+
+    def __init__(self, address: str, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {address}: {cause.strerror or cause}")
+        self.address = address
+        self.reason = cause.strerror or str(cause)
+
+
 class Manager:
     def __init__(
         self,
@@ -144,7 +153,10 @@ class Manager:
             return
         host, port = parse_bind_address(self.bind_address)
         handler = type("Handler", (_Handler,), {"manager": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as e:
+            raise BindError(self.bind_address, e) from e
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name=f"{self.name}-http", daemon=True).start()
