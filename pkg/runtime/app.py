@@ -93,7 +93,8 @@ def report_errors(
     """Run ``body``; a user error becomes one line on stderr and exit code 1, never a traceback.
 
     Each line names what failed: a kubeconfig, a kcp wait, the server's refusal, the local address
-    the metrics server cannot listen on (and the flag that sets it), or the server it cannot reach.
+    the metrics server cannot listen on (and the flag that sets it), a local file, or the server it
+    cannot reach (its URL).
     ``user_errors`` are more exception types whose message is the whole story (the caller's own).
     """
     own: tuple[type[BaseException], ...] = (*user_errors, KubeconfigError, kcp.KcpError)
@@ -113,7 +114,11 @@ def report_errors(
         )
         return 1
     except (urllib3.exceptions.HTTPError, OSError) as e:
-        print(f"{prog}: error: cannot reach the server: {_short(e)}", file=sys.stderr)
+        if isinstance(e, OSError) and e.filename:  # a local file, not the server
+            print(f"{prog}: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+            return 1
+        where, message = _unreachable(e)
+        print(f"{prog}: error: cannot reach the server{where}: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -121,9 +126,19 @@ def report_errors(
     return 0
 
 
-def _short(e: BaseException) -> str:
-    reason = getattr(e, "reason", None)
-    return f"{getattr(e, 'url', '') or ''} {reason or e}".strip()
+def _unreachable(e: BaseException) -> tuple[str, str]:
+    """(`` https://HOST:PORT`` or ``""``, what went wrong) for a failed connection (urllib3's, a socket's)."""
+    reason: object = getattr(e, "reason", None) or e
+    message = str(getattr(reason, "_message", None) or reason)
+    # Plain attributes only: NewConnectionError.pool is a deprecated property.
+    attrs = [getattr(reason, "__dict__", {}), getattr(e, "__dict__", {})]
+    for end in (attrs[0].get("conn"), attrs[1].get("conn"), attrs[1].get("pool")):
+        host, port = getattr(end, "host", None), getattr(end, "port", None)
+        if host:
+            scheme = "https" if "HTTPS" in type(end).__name__ else "http"
+            return (f" {scheme}://{host}:{port}" if port else f" {scheme}://{host}"), message
+    url = getattr(e, "url", None)
+    return (f" ({url})" if url else ""), message
 
 
 def main_of(prog: str, body: Callable[[], int]) -> int:
