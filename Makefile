@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SRC := apis pkg cmd
 
-.PHONY: all venv lint typecheck codegen verify-codegen kcp test test-chaos unit e2e demo bench clean
+.PHONY: all venv lint typecheck codegen verify-codegen kcp helm test test-chaos unit e2e demo bench clean
 
 all: test
 
@@ -37,6 +37,10 @@ verify-codegen: $(STAMP)
 kcp:
 	@hack/kcp.sh path >/dev/null
 
+# helm for the chart's tests (its own Go module, hack/helm-tools; built once into the cache).
+helm:
+	@hack/kcp.sh path helm >/dev/null
+
 unit: $(STAMP)
 	$(PY) -m pytest test/unit
 
@@ -44,7 +48,7 @@ e2e: $(STAMP) kcp
 	$(PY) -m pytest test/e2e
 
 # The README's test command: lint, types, generated code, then every test (kcp e2e included).
-test: $(STAMP) lint typecheck verify-codegen kcp
+test: $(STAMP) lint typecheck verify-codegen kcp helm
 	$(PY) -m pytest test
 
 # Fault injection on private kcp servers (crashes, kcp restarts, leader failover, refusals); slow.
