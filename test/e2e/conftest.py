@@ -75,9 +75,7 @@ def wmw(initialized: RestClient) -> Iterator[str]:
     bootstrap.remove_wmw(initialized, name)
 
 
-@pytest.fixture
-def private_kcp() -> Iterator[Callable[..., KcpServer]]:
-    """Start private kcp servers (for tests that stop or restart kcp); all stopped afterwards."""
+def _private_servers() -> Iterator[Callable[..., KcpServer]]:
     servers: list[KcpServer] = []
 
     def start(extra_args: str = "") -> KcpServer:
@@ -89,3 +87,15 @@ def private_kcp() -> Iterator[Callable[..., KcpServer]]:
     yield start
     for server in servers:
         _finish(server)
+
+
+@pytest.fixture
+def private_kcp() -> Iterator[Callable[..., KcpServer]]:
+    """Start private kcp servers (for tests that stop or restart kcp); all stopped afterwards."""
+    yield from _private_servers()
+
+
+@pytest.fixture(scope="module")
+def module_private_kcp() -> Iterator[Callable[..., KcpServer]]:
+    """As ``private_kcp``, for servers that the tests of one module share (one start, ~20-70 s)."""
+    yield from _private_servers()

@@ -1,11 +1,16 @@
 """Informers against a real kcp: event order, cache convergence after a kcp restart, relist after
-410 Gone, the wildcard (``/clusters/*``) cluster index, and informer sharing in the factory."""
+410 Gone, the wildcard (``/clusters/*``) cluster index, informer sharing in the factory; and, with a
+record of the requests the reflector sends to kcp: bookmarks, list paging with ``continue`` tokens,
+the list and watch parameters, 410 Gone after etcd compaction (of a continue token, of a watch's
+resource version), and refused connections while kcp is down."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -13,7 +18,7 @@ import pytest
 from pkg.runtime import kcp
 from pkg.runtime.clock import FakeClock
 from pkg.runtime.informer import Informer, SharedInformerFactory
-from pkg.runtime.rest import RestClient
+from pkg.runtime.rest import ApiError, RestClient
 from pkg.runtime.store import CLUSTER_INDEX, NAMESPACE_INDEX, Object, cluster_namespace_key
 from test.e2e.kcpserver import KcpServer, unique
 
@@ -330,3 +335,332 @@ def test_factory_shares_one_informer_per_key(admin: RestClient) -> None:
     finally:
         factory.shutdown()
     assert factory.informers() == {}
+
+
+# --- What the reflector sends, and what kcp answers ------------------------------------------------
+#
+# A RecordingClient is the real RestClient talking to kcp, with a record of every list and watch
+# request the informer makes (and, for lists, kcp's answer).  An optional ``before`` hook runs before
+# a request is forwarded, so a test can hold a request back (a paused client) until kcp's state has
+# moved on; kcp still answers every request itself.
+
+
+@dataclass
+class Sent:
+    """One request the informer made: a list (``GET``) or a watch (``stream``)."""
+
+    verb: str
+    params: dict[str, Any]
+    status: int = 200  # kcp's HTTP status for a list (watch errors come in the stream)
+    meta: dict[str, Any] = field(default_factory=dict)  # a list answer's metadata
+    names: list[str] = field(default_factory=list)  # a list answer's item names
+
+
+class RecordingClient(RestClient):
+    def __init__(self, inner: RestClient, before: Callable[[Sent], None] | None = None) -> None:
+        super().__init__(inner.endpoint, inner.prefix, writes=inner.writes, _transport=inner._t)
+        self.sent: list[Sent] = []
+        self.before = before
+
+    def _record(self, verb: str, params: Mapping[str, Any] | None) -> Sent:
+        sent = Sent(verb, {k: v for k, v in (params or {}).items() if v is not None})
+        self.sent.append(sent)
+        if self.before is not None:
+            self.before(sent)
+        return sent
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        sent = self._record("list", params)
+        try:
+            answer = super().get(path, params)
+        except ApiError as err:
+            sent.status = err.status
+            raise
+        sent.meta = dict(answer.get("metadata") or {})
+        sent.names = [item["metadata"]["name"] for item in answer.get("items") or []]
+        return answer
+
+    def stream(self, path: str, params: Mapping[str, Any], read_timeout: float) -> Iterator[dict[str, Any]]:
+        self._record("watch", params)
+        return super().stream(path, params, read_timeout)  # the generator itself: stop() can close it
+
+    def lists(self) -> list[Sent]:
+        return [s for s in self.sent if s.verb == "list"]
+
+    def watches(self) -> list[Sent]:
+        return [s for s in self.sent if s.verb == "watch"]
+
+
+def compacted(client: RestClient, path: str, resource_version: str) -> bool:
+    """Whether etcd has compacted ``resource_version`` away (an exact read of it is 410 Gone)."""
+    try:
+        client.get(path, {"resourceVersion": resource_version, "resourceVersionMatch": "Exact", "limit": 1})
+    except ApiError as err:
+        if err.gone:
+            return True
+        raise
+    return False
+
+
+def wait_compacted(client: RestClient, path: str, resource_version: str, timeout: float = 60.0) -> None:
+    """Write (elsewhere) until kcp's compactor has passed ``resource_version``."""
+    churn = namespace(client, "churn")
+    deadline = time.monotonic() + timeout
+    while not compacted(client, path, resource_version):
+        assert time.monotonic() < deadline, f"resource version {resource_version} not compacted"
+        client.create(f"/api/v1/namespaces/{churn}/configmaps", {"metadata": {"generateName": "c-"}})
+        time.sleep(0.5)
+
+
+ETCD_KCP_ARGS = "--watch-cache-sizes=configmaps#0 --etcd-compaction-interval=2s"
+"""ConfigMaps served straight from etcd (no watch cache, so ``limit`` pages even at resource version
+"0" and a watch resumes from etcd), and etcd compacted every 2 s (kcp's default is 5 min)."""
+
+
+@pytest.fixture(scope="module")
+def etcd_kcp(module_private_kcp: Callable[..., KcpServer]) -> KcpServer:
+    """A private kcp for this module's paging, compaction and refused-connection tests."""
+    return module_private_kcp(ETCD_KCP_ARGS)
+
+
+QUIET = "informer-test=quiet"
+
+
+def test_bookmarks_advance_the_resource_version_without_events(
+    initialized: RestClient, wmw: str, informers: list[Informer]
+) -> None:
+    """kcp v0.11 sends BOOKMARK events where asked (from its watch cache, 2 s before a watch's
+    timeout, once the cache has seen an event); the informer resumes from a bookmark's version."""
+    client = kcp.cluster(initialized, wmw)
+    quiet, busy = namespace(client, "quiet"), namespace(client, "busy")
+    path = f"/api/v1/namespaces/{quiet}/secrets"
+    stop = threading.Event()
+
+    def churn() -> None:  # writes elsewhere, so the resource version moves on and the cache sees events
+        while not stop.wait(0.3):
+            client.create(f"/api/v1/namespaces/{busy}/secrets", {"metadata": {"generateName": "s-"}})
+
+    writer = threading.Thread(target=churn, daemon=True)
+    writer.start()
+    try:
+        # kcp itself: a watch asking for bookmarks gets them, and nothing else, from a collection
+        # that nothing enters (no Secret has that label; a namespace may get a token Secret).
+        listed = client.get(path, {"labelSelector": QUIET})["metadata"]["resourceVersion"]
+        params = {
+            "watch": "true",
+            "resourceVersion": listed,
+            "timeoutSeconds": 4,
+            "allowWatchBookmarks": "true",
+            "labelSelector": QUIET,
+        }
+        events = list(client.stream(path, params, 30))
+        assert events and {e["type"] for e in events} == {"BOOKMARK"}
+        assert int(events[0]["object"]["metadata"]["resourceVersion"]) > int(listed)
+
+        rec = RecordingClient(client)
+        inf = Informer(rec, path, label_selector=QUIET, min_watch_timeout=3)
+        informers.append(inf)
+        recorder = Recorder()
+        recorder.register(inf)
+        inf.start()
+        assert inf.wait_for_cache_sync(30)
+        list_rv = inf.last_resource_version
+        eventually(lambda: len(rec.watches()) >= 3, timeout=60, what="three watches")
+        watched = [int(w.params["resourceVersion"]) for w in rec.watches()[:3]]
+        assert watched[0] == int(list_rv)
+        assert watched[0] < watched[1] < watched[2]  # each resumed from a bookmark of the one before
+        assert recorder.calls == [] and inf.list() == []  # no object event came
+        assert len(rec.lists()) == 1 and inf.stats.failures == 0
+    finally:
+        stop.set()
+        writer.join(5)
+
+
+def test_list_pages_follow_continue_tokens_then_the_watch_starts_at_the_list(
+    etcd_kcp: KcpServer, informers: list[Informer]
+) -> None:
+    client = kcp.cluster(etcd_kcp.client(), kcp.ROOT)
+    ns = namespace(client)
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    for i in range(7):
+        client.create(path, configmap(f"cm{i}", {"app": "paged"}, v="1"))
+    client.create(path, configmap("other", {"app": "other"}, v="1"))
+
+    rec = RecordingClient(client)
+    inf = Informer(rec, path, label_selector="app=paged", page_size=2, min_watch_timeout=300)
+    informers.append(inf)
+    recorder = Recorder()
+    recorder.register(inf)
+    inf.start()
+    assert inf.wait_for_cache_sync(30)
+    eventually(lambda: rec.watches(), what="the watch")
+
+    pages = rec.lists()
+    assert pages[0].params == {"resourceVersion": "0", "limit": 2, "labelSelector": "app=paged"}
+    for before, after in itertools.pairwise(pages):
+        assert after.params == {"limit": 2, "continue": before.meta["continue"], "labelSelector": "app=paged"}
+    assert "continue" not in pages[-1].meta and len(pages) >= 4  # 7 objects, 2 a page
+    assert all(len(p.names) <= 2 for p in pages)
+    listed = [name for p in pages for name in p.names]
+    assert sorted(listed) == [f"cm{i}" for i in range(7)]  # every object once
+    eventually(lambda: len(recorder.calls) >= 7, what="the notifications")
+    assert sorted(recorder.calls) == [("add", f"cm{i}", {"v": "1"}) for i in range(7)]
+    assert converged(inf, client, path, "app=paged")
+
+    [watch] = rec.watches()
+    rv = watch.params.pop("resourceVersion")
+    timeout = watch.params.pop("timeoutSeconds")
+    assert rv == pages[-1].meta["resourceVersion"] == inf.last_resource_version
+    assert 300 <= timeout <= 600
+    assert watch.params == {"watch": "true", "allowWatchBookmarks": "true", "labelSelector": "app=paged"}
+
+    client.create(path, configmap("cm7", {"app": "paged"}, v="1"))
+    eventually(lambda: ("add", "cm7", {"v": "1"}) in recorder.calls, what="the watched object")
+
+
+def test_a_continue_token_compacted_away_relists_from_etcd(
+    etcd_kcp: KcpServer, informers: list[Informer]
+) -> None:
+    """The client pauses between two pages until etcd has compacted the list's version: kcp answers
+    410 Gone to the continue token, and the informer lists again as a consistent read ("")."""
+    client = kcp.cluster(etcd_kcp.client(), kcp.ROOT)
+    ns = namespace(client)
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    for i in range(5):
+        client.create(path, configmap(f"cm{i}", {"app": "compacted"}, v="1"))
+    paused = False
+
+    def pause_once(sent: Sent) -> None:
+        nonlocal paused
+        if sent.verb == "list" and "continue" in sent.params and not paused:
+            paused = True
+            first = rec.lists()[0]
+            wait_compacted(client, path, first.meta["resourceVersion"])
+            client.delete(f"{path}/cm0")  # meanwhile, changes the next list must show
+            client.create(path, configmap("cm5", {"app": "compacted"}, v="1"))
+
+    rec = RecordingClient(client, before=pause_once)
+    clock = FakeClock()
+    inf = Informer(rec, path, label_selector="app=compacted", page_size=2, clock=clock)
+    informers.append(inf)
+    recorder = Recorder()
+    recorder.register(inf)
+    inf.start()
+    eventually(
+        lambda: inf.stats.expired == 1 and clock.has_waiters(), timeout=90, what="410 Gone and a backoff"
+    )
+    assert not inf.has_synced()
+    clock.step(60.0)
+    assert inf.wait_for_cache_sync(30)
+
+    lists = rec.lists()
+    sel = {"labelSelector": "app=compacted"}
+    assert lists[0].params == {"resourceVersion": "0", "limit": 2, **sel}
+    assert lists[1].params == {"limit": 2, "continue": lists[0].meta["continue"], **sel}
+    assert lists[1].status == 410
+    assert lists[2].params == {"resourceVersion": "", "limit": 2, **sel}  # a consistent read, paginated
+    assert all(s.status == 200 for s in lists[2:])
+    assert sorted(n for s in lists[2:] for n in s.names) == [f"cm{i}" for i in range(1, 6)]
+    assert inf.stats.lists == 1 and inf.stats.failures == 1
+    eventually(lambda: len(recorder.calls) >= 5, what="the notifications")
+    added = [("add", f"cm{i}", {"v": "1"}) for i in range(1, 6)]
+    assert sorted(recorder.calls) == added  # nothing from the half-done first list
+    assert converged(inf, client, path, "app=compacted")
+
+
+def test_a_watch_resumed_after_compaction_gets_410_and_relists(
+    etcd_kcp: KcpServer, informers: list[Informer]
+) -> None:
+    """The client pauses before its second watch until etcd has compacted the version it resumes
+    from: kcp ends that watch with an ERROR event (410), and the informer relists."""
+    client = kcp.cluster(etcd_kcp.client(), kcp.ROOT)
+    ns = namespace(client)
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    for name in ["a", "b"]:
+        client.create(path, configmap(name, {"app": "resumed"}, v="1"))
+    paused = False
+
+    def pause_second_watch(sent: Sent) -> None:
+        nonlocal paused
+        if sent.verb == "watch" and len(rec.watches()) == 2 and not paused:
+            paused = True
+            wait_compacted(client, path, sent.params["resourceVersion"])
+            client.delete(f"{path}/a")
+            client.patch(f"{path}/b", {"data": {"v": "2"}})
+            client.create(path, configmap("c", {"app": "resumed"}, v="1"))
+
+    rec = RecordingClient(client, before=pause_second_watch)
+    clock = FakeClock()
+    inf = Informer(rec, path, label_selector="app=resumed", min_watch_timeout=3, clock=clock)  # ends in 3-6 s
+    informers.append(inf)
+    recorder = Recorder()
+    recorder.register(inf)
+    inf.start()
+    assert inf.wait_for_cache_sync(30)
+    eventually(
+        lambda: inf.stats.expired == 1 and clock.has_waiters(), timeout=90, what="410 Gone and a backoff"
+    )
+    clock.step(60.0)
+    eventually(lambda: converged(inf, client, path, "app=resumed"), what="the relist")
+
+    first, second = rec.watches()[:2]
+    assert first.params["resourceVersion"] == second.params["resourceVersion"]  # no event, no bookmark
+    relist = rec.lists()[1]
+    # No limit: a "not older than" read at the version the watch failed from.
+    assert relist.params == {
+        "resourceVersion": first.params["resourceVersion"],
+        "labelSelector": "app=resumed",
+    }
+    assert inf.stats.lists == 2
+    eventually(lambda: len(recorder.calls) >= 5, what="the notifications")
+    assert sorted(recorder.calls[2:]) == [
+        ("add", "c", {"v": "1"}),
+        ("delete", "a", {"v": "1"}),
+        ("update", "b", {"v": "2"}),
+    ]
+    eventually(lambda: len(rec.watches()) >= 3, what="a new watch")
+    assert rec.watches()[2].params["resourceVersion"] == relist.meta["resourceVersion"]
+
+
+def test_a_refused_connection_is_watched_again_without_relisting_and_recovers(
+    etcd_kcp: KcpServer, informers: list[Informer]
+) -> None:
+    """kcp stopped: the open watch breaks and every new one is refused; the informer backs off and
+    watches again (no list while kcp is down).  kcp restarted: it catches up and watches live."""
+    client = kcp.cluster(etcd_kcp.client(), kcp.ROOT)
+    ns = namespace(client)
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    for name in ["a", "b"]:
+        client.create(path, configmap(name, {}, v="1"))
+    rec = RecordingClient(client)
+    clock = FakeClock()
+    inf = Informer(rec, path, read_timeout=10, clock=clock)
+    informers.append(inf)
+    inf.start()
+    assert inf.wait_for_cache_sync(30)
+    eventually(lambda: rec.watches(), what="the watch")
+
+    etcd_kcp.stop()
+    down = len(rec.sent)
+    for n in range(1, 4):  # refused watches, each after a backoff
+        eventually(lambda n=n: clock.has_waiters() and inf.stats.failures >= n, what=f"refusal {n}")
+        clock.step(60.0)
+    eventually(lambda: clock.has_waiters() and len(rec.sent) >= down + 3, what="three requests while down")
+    sent_while_down = rec.sent[down:]
+    assert [s.verb for s in sent_while_down] == ["watch"] * len(sent_while_down)
+    assert len(rec.lists()) == 1
+    assert {s.params["resourceVersion"] for s in sent_while_down} == {rec.lists()[0].meta["resourceVersion"]}
+
+    etcd_kcp.start()
+    other = kcp.cluster(etcd_kcp.client(), kcp.ROOT)  # a new admin token; the informer's client reloads it
+    other.delete(f"{path}/a")
+    other.create(path, configmap("c", {}, v="1"))
+
+    def stepped_and_converged() -> bool:
+        if clock.has_waiters():
+            clock.step(60.0)
+        return converged(inf, other, path)
+
+    eventually(stepped_and_converged, timeout=90, what="the cache to converge after the restart")
+    other.create(path, configmap("d", {}, v="1"))
+    eventually(lambda: any(o["metadata"]["name"] == "d" for o in inf.list()), what="d in the cache")

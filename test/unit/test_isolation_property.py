@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+import pytest
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from pkg.controllers.translator.desired import (
@@ -44,6 +45,7 @@ from pkg.controllers.translator.desired import (
 )
 from pkg.controllers.what.select import GroupResource
 from pkg.controllers.where.resolve import resolve
+from test.unit.property_settings import Coverage, coverage_fixture, examples
 
 Obj = dict[str, Any]
 
@@ -374,53 +376,122 @@ RESOURCE_LISTS = [
 ]
 
 
-def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(st.just(None), strategy)
+def _choice(elements: list[Any] | tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    return st.sampled_from(tuple(elements))
 
 
-def small_list(elements: list[Any], max_size: int = 2) -> st.SearchStrategy[list[Any]]:
-    return st.lists(st.sampled_from(elements), max_size=max_size)
+def _small_list(elements: list[Any], max_size: int = 2) -> st.SearchStrategy[list[Any]]:
+    return st.lists(_choice(elements), max_size=max_size)
 
 
-@st.composite
-def clauses(draw: st.DrawFn) -> Obj:
+# Every strategy is built once, here: building one per draw (a new ``st.lists(...)`` in a loop)
+# costs Hypothesis a validation each time, more than the draw itself.  The inner generators are
+# plain functions of ``draw`` for the same reason; ``placements`` and ``upsync_sets`` wrap them.
+BOOL = st.booleans()
+ONE_IN = {n: st.integers(0, n - 1) for n in (3, 4, 6, 10)}
+TARGET_INDEX = {n: st.integers(0, n - 1) for n in range(1, 12)}
+GROUP = _choice(GROUPS)
+CRITERIA = (
+    ("resources", _choice([tuple(r) for r in RESOURCE_LISTS]).map(list)),
+    ("namespaces", _small_list(["ns1", "ns2", "*", ""])),
+    ("objectNames", _small_list(["a", "b", "default", "*"])),
+    ("labelSelectors", _small_list(OBJECT_SELECTORS)),
+    ("namespaceSelectors", _small_list(NAMESPACE_SELECTORS)),
+)
+UPSYNC_GROUP = _choice(["", "apps"])
+UPSYNC_LISTS = (
+    ("resources", _small_list(["configmaps", "deployments", "*"])),
+    ("namespaces", _small_list(["ns1", "ns2", "*"])),
+    ("names", _small_list(["a", "b", "*"])),
+)
+PLACEMENT_LOCATIONS = st.lists(
+    _choice(LOCATION_SELECTORS[:1] * 8 + LOCATION_SELECTORS), min_size=1, max_size=2
+)
+CLAUSE_COUNT = {0: st.integers(0, 2), 1: st.integers(1, 2)}
+UPSYNC_COUNT = st.integers(0, 1)
+PLACEMENT_COUNT = st.integers(1, 3)
+NS_LABELS = _choice([{}, {"team": "red"}, {"team": "blue"}])
+OBJECT_LABELS = _choice([{}, {"app": "web"}, {"app": "db"}])
+CUSTOM = _choice(["none", "env", "zone", "customizer"])
+COUNT_USUAL, COUNT_RARE = st.integers(1, 2), st.integers(0, 3)
+LOC_LABEL = {"env": _choice([None, "prod", "dev"]), "region": _choice([None, "east", "west"])}
+ZONE = _choice([None, "z1", "z2"])
+TIER = _choice([None, "a", "b"])
+INSTANCE = _choice([{}] * 14 + INSTANCE_SELECTORS)
+IMW_COUNT = st.integers(1, 2)
+WMW_COUNT = _choice([2, 3, 1])  # mostly several WMWs (conflicts, versions to agree on)
+CLUSTER_ORDER = st.permutations(["k3", "k1", "k2"])
+# Hypothesis draws the simplest choice (0, the first element) more often than its share, so the
+# common case is put first: selectors mostly given and broad, inventories mostly non-empty.
+
+
+def draw_clause(draw: st.DrawFn, targets: tuple[Obj, ...] = ()) -> Obj:
+    """A downsync clause: half of them (when ``targets`` are given) aimed at one of those objects
+    (its group and resource, often its namespace or name), so that many placements select something;
+    the others random, each criterion given in a third of them."""
+    if targets and draw(BOOL):
+        o = targets[draw(TARGET_INDEX[len(targets)])]
+        gr, md = gr_of(o), o["metadata"]
+        aimed: Obj = {"apiGroup": gr.group, "resources": [gr.resource]}
+        narrow = draw(ONE_IN[4])  # 0: the resource, 1: its namespace, 2: its name, 3: both
+        if narrow in (1, 3) and md.get("namespace"):
+            aimed["namespaces"] = [md["namespace"]]
+        if narrow in (2, 3):
+            aimed["objectNames"] = [md["name"]]
+        return aimed
     clause: Obj = {}
-    if draw(st.booleans()):
-        clause["apiGroup"] = draw(st.sampled_from(GROUPS))
-    for field, strategy in (
-        ("resources", st.sampled_from(RESOURCE_LISTS)),
-        ("namespaces", small_list(["ns1", "ns2", "*", ""], 2)),
-        ("objectNames", small_list(["a", "b", "default", "*"], 2)),
-        ("labelSelectors", small_list(OBJECT_SELECTORS, 2)),
-        ("namespaceSelectors", small_list(NAMESPACE_SELECTORS, 2)),
-    ):
-        if draw(st.integers(0, 2)) == 0:  # each criterion is given in a third of the clauses
+    if draw(BOOL):
+        clause["apiGroup"] = draw(GROUP)
+    for field, strategy in CRITERIA:
+        if draw(ONE_IN[3]) == 0:  # each criterion is given in a third of the clauses
             clause[field] = draw(strategy)
     return clause
 
 
+def draw_upsync_set(draw: st.DrawFn) -> Obj:
+    return {"apiGroup": draw(UPSYNC_GROUP), **{field: draw(strategy) for field, strategy in UPSYNC_LISTS}}
+
+
+def draw_placement(draw: st.DrawFn, index: int, targets: tuple[Obj, ...] = ()) -> dict[str, Any]:
+    spec: Obj = {}
+    if draw(ONE_IN[6]) < 5:
+        spec["locationSelectors"] = draw(PLACEMENT_LOCATIONS)
+    count = draw(CLAUSE_COUNT[1 if draw(ONE_IN[6]) < 5 else 0])
+    spec["downsync"] = [draw_clause(draw, targets) for _ in range(count)]
+    if draw(ONE_IN[3]) == 2 and draw(UPSYNC_COUNT):
+        spec["upsync"] = [draw_upsync_set(draw)]
+    return {"name": f"ep{index}", "spec": spec}
+
+
+@st.composite
+def clauses(draw: st.DrawFn, targets: tuple[Obj, ...] = ()) -> Obj:
+    return draw_clause(draw, targets)
+
+
 @st.composite
 def upsync_sets(draw: st.DrawFn) -> Obj:
-    return {
-        "apiGroup": draw(st.sampled_from(["", "apps"])),
-        "resources": draw(small_list(["configmaps", "deployments", "*"], 2)),
-        "namespaces": draw(small_list(["ns1", "ns2", "*"], 2)),
-        "names": draw(small_list(["a", "b", "*"], 2)),
-    }
+    return draw_upsync_set(draw)
 
 
 @st.composite
-def placements(draw: st.DrawFn, index: int) -> dict[str, Any]:
-    spec: Obj = {}
-    if draw(st.integers(0, 5)):  # mostly given, and mostly the first (broad) selectors
-        spec["locationSelectors"] = draw(
-            st.lists(st.sampled_from(LOCATION_SELECTORS[:2] * 4 + LOCATION_SELECTORS), min_size=1, max_size=2)
-        )
-    spec["downsync"] = draw(st.lists(clauses(), min_size=1 if draw(st.integers(0, 5)) else 0, max_size=2))
-    ups = draw(st.lists(upsync_sets(), max_size=1)) if draw(st.booleans()) else []
-    if ups:
-        spec["upsync"] = ups
-    return {"name": f"ep{index}", "spec": spec}
+def placements(draw: st.DrawFn, index: int, targets: tuple[Obj, ...] = ()) -> dict[str, Any]:
+    return draw_placement(draw, index, targets)
+
+
+VERSIONS = [("v1",), ("v2",), ("v1", "v1beta1"), ("v2",), ("v1", "v2"), ("v1",)]
+"""The CronTab versions the WMWs serve: WMW ``i`` serves ``VERSIONS[(start + i) % 6]``, and
+neighbours here have no version in common in half of the cases (the simplest start, 0, included)."""
+VERSION_START = st.integers(0, len(VERSIONS) - 1)
+
+CANDIDATES = [
+    (gr, ns, name)
+    for gr in (CM, CM, CM, SA, DEPLOY, CRONTABS, CRONTABS, EVENTS)
+    for ns in NAMESPACE_NAMES
+    for name in OBJECT_NAMES
+]
+"""The objects a WMW draws from, weighted towards ConfigMaps (customization) and CronTabs (served
+versions); the pool is small, so WMWs often hold the same object (conflicts)."""
+PICKED = st.lists(_choice(CANDIDATES), min_size=1, max_size=6)
 
 
 def _obj(gr: GroupResource, name: str, ns: str, cluster: str, crontab_version: str) -> Obj:
@@ -431,12 +502,8 @@ def _obj(gr: GroupResource, name: str, ns: str, cluster: str, crontab_version: s
     return {"apiVersion": api_version.format(v=crontab_version), "kind": kind, "metadata": md}
 
 
-@st.composite
-def wmws(draw: st.DrawFn, cluster: str, path: str) -> dict[str, Any]:
-    versions = draw(st.sampled_from([("v1",), ("v2",), ("v1", "v2"), ("v1", "v1beta1")]))
-    namespaces = {
-        ns: draw(st.sampled_from([{}, {"team": "red"}, {"team": "blue"}])) for ns in NAMESPACE_NAMES
-    }
+def draw_wmw(draw: st.DrawFn, cluster: str, path: str, versions: tuple[str, ...]) -> dict[str, Any]:
+    namespaces = {ns: draw(NS_LABELS) for ns in NAMESPACE_NAMES}
     objects: list[Obj] = []
     for ns, labels in namespaces.items():
         o = _obj(NS, ns, "", cluster, "")
@@ -446,34 +513,32 @@ def wmws(draw: st.DrawFn, cluster: str, path: str) -> dict[str, Any]:
     crd["spec"] = {"group": "stable.example.com", "names": {"plural": "crontabs", "kind": "CronTab"}}
     objects.append(crd)
     customizers: dict[tuple[str, str], Obj] = {}
-    if draw(st.booleans()):
+    if draw(BOOL):
         c = _obj(CUSTOMIZERS, "cust", "ns1", cluster, "")
         c["replacements"] = [{"path": "$.data.w", "value": '"set"'}]
         customizers[("ns1", "cust")] = c
         objects.append(c)
-    candidates = [
-        (gr, ns, name)
-        for gr in (CM, SA, DEPLOY, CRONTABS, EVENTS)
-        for ns in NAMESPACE_NAMES
-        for name in OBJECT_NAMES
-    ]
-    for gr, ns, name in draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=6, unique=True)):
+    picked = list(dict.fromkeys(draw(PICKED)))  # repeats dropped, order kept
+    if draw(ONE_IN[3]) < 2:  # a CronTab of this WMW's own, so that WMWs' served versions must agree
+        picked.append((CRONTABS, "ns1", f"tab-{cluster}"))
+    for gr, ns, name in picked:
         o = _obj(gr, name, ns, cluster, versions[0])
-        labels = draw(st.sampled_from([{}, {"app": "web"}, {"app": "db"}]))
+        labels = draw(OBJECT_LABELS)
         if labels:
-            o["metadata"]["labels"] = labels
+            o["metadata"]["labels"] = dict(labels)
         if gr == CM:
             o["data"] = {"k": "v"}
-            custom = draw(st.sampled_from(["none", "env", "zone", "customizer"]))
+            custom = draw(CUSTOM)
             if custom in ("env", "zone"):
                 o["metadata"]["annotations"][EXPAND] = "true"
                 o["data"]["v"] = f"x-%({custom})"
             elif custom == "customizer":
                 o["metadata"]["annotations"][CUSTOMIZER] = "ns1/cust"
-        if draw(st.integers(0, 9)) == 0:
+        if draw(ONE_IN[10]) == 9:
             o["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
         objects.append(o)
-    count = draw(st.integers(1, 3))
+    count = draw(PLACEMENT_COUNT)
+    targets = tuple(o for o in objects if gr_of(o) not in (NS, CRDS, CUSTOMIZERS))
     return {
         "cluster": cluster,
         "path": path,
@@ -481,33 +546,37 @@ def wmws(draw: st.DrawFn, cluster: str, path: str) -> dict[str, Any]:
         "namespaces": namespaces,
         "objects": objects,
         "customizers": customizers,
-        "placements": [draw(placements(i)) for i in range(count)],
+        "placements": [draw_placement(draw, i, targets) for i in range(count)],
     }
 
 
 @st.composite
-def inventories(draw: st.DrawFn, imw: str) -> tuple[str, list[Obj], list[Obj]]:
+def wmws(draw: st.DrawFn, cluster: str, path: str) -> dict[str, Any]:
+    return draw_wmw(draw, cluster, path, VERSIONS[draw(VERSION_START)])
+
+
+def draw_inventory(draw: st.DrawFn, imw: str) -> tuple[str, list[Obj], list[Obj]]:
     locs = []
-    for i in range(draw(st.integers(0, 3) if draw(st.integers(0, 4)) == 0 else st.integers(1, 2))):
+    for i in range(draw(COUNT_USUAL if draw(ONE_IN[6]) < 5 else COUNT_RARE)):
         labels = {}
-        for key, values in (("env", ["prod", "dev"]), ("region", ["east", "west"])):
-            value = draw(maybe(st.sampled_from(values)))
+        for key, strategy in LOC_LABEL.items():
+            value = draw(strategy)
             if value is not None:
                 labels[key] = value
         annotations = {CLUSTER_ANN: imw}
-        zone = draw(maybe(st.sampled_from(["z1", "z2"])))
+        zone = draw(ZONE)
         if zone is not None:
             annotations["zone"] = zone
         spec: Obj = {"resource": {"group": EDGE, "version": "v2alpha1", "resource": "synctargets"}}
-        instance = draw(st.sampled_from([{}] * 6 + INSTANCE_SELECTORS))
+        instance = draw(INSTANCE)
         if instance != "absent":
             spec["instanceSelector"] = instance
         md = {"name": f"loc{i}", "labels": labels, "annotations": annotations}
         locs.append({"apiVersion": f"{EDGE}/v2alpha1", "kind": "Location", "metadata": md, "spec": spec})
     targets = []
-    for i in range(draw(st.integers(0, 3) if draw(st.integers(0, 4)) == 0 else st.integers(1, 2))):
+    for i in range(draw(COUNT_USUAL if draw(ONE_IN[6]) < 5 else COUNT_RARE)):
         labels = {"id": f"st{i}"}
-        tier = draw(maybe(st.sampled_from(["a", "b"])))
+        tier = draw(TIER)
         if tier is not None:
             labels["tier"] = tier
         md = {"name": f"st{i}", "uid": f"uid-{imw}-{i}", "labels": labels, "annotations": {CLUSTER_ANN: imw}}
@@ -517,12 +586,19 @@ def inventories(draw: st.DrawFn, imw: str) -> tuple[str, list[Obj], list[Obj]]:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
-    imws = ["imwa", "imwb"][: draw(st.integers(1, 2))]
-    inventory = [draw(inventories(imw)) for imw in imws]
-    n = draw(st.integers(1, 3))
+    imws = ["imwa", "imwb"][: draw(IMW_COUNT)]
+    inventory = [draw_inventory(draw, imw) for imw in imws]
+    n = draw(WMW_COUNT)
     # Cluster names in another order than paths, so "smallest path wins" is not "smallest cluster".
-    clusters = draw(st.permutations(["k3", "k1", "k2"]))[:n]
-    return World(inventory, [draw(wmws(c, f"root:w{i}")) for i, c in enumerate(clusters)])
+    clusters = draw(CLUSTER_ORDER)[:n]
+    start = draw(VERSION_START)
+    return World(
+        inventory,
+        [
+            draw_wmw(draw, c, f"root:w{i}", VERSIONS[(start + i) % len(VERSIONS)])
+            for i, c in enumerate(clusters)
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,9 +663,24 @@ def listed(spec: Mapping[str, Any]) -> set[CopyKey]:
     return out
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds())
-def test_isolation_matches_brute_force_oracle(world: World) -> None:
+FLOORS = {
+    "copies": 0.5,
+    "a conflict": 0.05,
+    "held: NoCommonVersion": 0.05,
+    "held: CustomizationFailed": 0.05,
+    "customized content": 0.05,
+}
+"""The least share of examples that must reach each branch (checked after the run)."""
+
+
+@pytest.fixture
+def coverage() -> Iterator[Coverage]:
+    yield from coverage_fixture(FLOORS)
+
+
+@examples()
+@given(world=worlds())
+def test_isolation_matches_brute_force_oracle(coverage: Coverage, world: World) -> None:
     desired, mailboxes = system(world)
     exp = oracle(world)
 
@@ -598,14 +689,15 @@ def test_isolation_matches_brute_force_oracle(world: World) -> None:
     }
     got_held = {(m, key): reason for m, md in desired.mailboxes.items() for key, reason in md.held.items()}
 
-    for label, present in (
-        ("copies", bool(got_copies)),
-        ("a conflict", bool(exp.losers)),
-        ("an implicit CRD", any(k.gr == CRDS for _, k in got_copies)),
-        ("held: NoCommonVersion", "NoCommonVersion" in exp.held.values()),
-        ("held: CustomizationFailed", "CustomizationFailed" in exp.held.values()),
-        ("customized content", any(len(d) > 1 for d in exp.content.values())),
-    ):
+    reached = {
+        "copies": bool(got_copies),
+        "a conflict": bool(exp.losers),
+        "an implicit CRD": any(k.gr == CRDS for _, k in got_copies),
+        "held: NoCommonVersion": "NoCommonVersion" in exp.held.values(),
+        "held: CustomizationFailed": "CustomizationFailed" in exp.held.values(),
+        "customized content": any(len(d) > 1 for d in exp.content.values()),
+    }
+    for label, present in reached.items():
         event(f"{label}: {present}")
 
     # Only mailboxes of existing SyncTargets, and no copy without a placement reaching it.
@@ -644,6 +736,8 @@ def test_isolation_matches_brute_force_oracle(world: World) -> None:
         }
         assert listed(spec) == want
         assert {json.dumps(u, sort_keys=True) for u in spec.get("upsync") or []} == exp.upsync.get(m, set())
+
+    coverage.example(reached)
 
 
 def test_oracle_sanity_two_wmws_conflict_and_isolation() -> None:

@@ -1,22 +1,20 @@
-"""The Indexer (keys, built-in and custom indexes, replace) and, with a fake client, the reflector's
-list paging, relist and backoff rules, which a real server does not produce on demand."""
+"""The Indexer (keys, built-in and custom indexes, replace) and the reflector's Backoff: pure parts,
+tested without a server.  The reflector's list and watch behaviour is tested against kcp in
+test/e2e/test_informer.py."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
-import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pkg.runtime import kcp
 from pkg.runtime.clock import FakeClock
-from pkg.runtime.informer import Backoff, Informer
-from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.informer import Backoff
 from pkg.runtime.store import (
     CLUSTER_INDEX,
     NAMESPACE_INDEX,
@@ -285,169 +283,3 @@ def test_backoff_jitter_stays_within_one_more_delay() -> None:
     b = Backoff(clock=FakeClock())
     for expected in [0.8, 1.6, 3.2]:
         assert expected <= b.next() < 2 * expected
-
-
-# --- the reflector, against a fake client ------------------------------------------------------
-
-
-class FakeClient:
-    """Answers list requests from a script and watch requests from scripted event lists."""
-
-    prefix = "https://fake/clusters/c1"
-
-    def __init__(self) -> None:
-        self.lists: list[dict[str, Any]] = []
-        self.watches: list[dict[str, Any]] = []
-        self.list_answers: list[dict[str, Any] | ApiError] = []
-        self.watch_answers: list[list[dict[str, Any]] | Exception] = []
-        self.blocked = threading.Event()  # set while a watch waits for more script
-
-    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
-        return self.prefix + path
-
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        self.lists.append({k: v for k, v in (params or {}).items() if v is not None})
-        answer = self.list_answers.pop(0)
-        if isinstance(answer, ApiError):
-            raise answer
-        return answer
-
-    def stream(self, path: str, params: Mapping[str, Any], read_timeout: float) -> Iterator[dict[str, Any]]:
-        self.watches.append(dict(params))
-        if not self.watch_answers:
-            self.blocked.set()
-            time.sleep(read_timeout)
-            return
-        answer = self.watch_answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        time.sleep(0.01)  # not a "very short" watch as long as it delivers events
-        yield from answer
-
-
-def cm(name: str, rv: str) -> Object:
-    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv}}
-
-
-def page(items: list[Object], rv: str, cont: str = "") -> dict[str, Any]:
-    meta = {"resourceVersion": rv, **({"continue": cont} if cont else {})}
-    return {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": meta, "items": items}
-
-
-def gone() -> ApiError:
-    return ApiError(
-        410, "GET", "u", {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
-    )
-
-
-def run_informer(client: FakeClient, clock: FakeClock) -> tuple[Informer, list[tuple[str, str]]]:
-    seen: list[tuple[str, str]] = []
-    inf = Informer(cast(RestClient, client), "/api/v1/configmaps", page_size=2, read_timeout=0.2, clock=clock)
-    inf.add_event_handler(
-        lambda o: seen.append(("add", o["metadata"]["name"])),
-        lambda old, new: seen.append(("update", new["metadata"]["name"])),
-        lambda o: seen.append(("delete", o["metadata"]["name"])),
-    )
-    inf.start()
-    return inf, seen
-
-
-def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
-def step_until(clock: FakeClock, pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "condition not reached"
-        if clock.has_waiters():
-            clock.step(60.0)
-        time.sleep(0.005)
-
-
-def test_list_pages_then_watches_then_relists_after_gone() -> None:
-    client = FakeClient()
-    clock = FakeClock()
-    client.list_answers = [
-        page([cm("a", "5"), cm("b", "6")], "10", cont="t1"),
-        page([cm("c", "7")], "10"),
-        gone(),  # the relist at the last RV fails too: the next one reads from etcd ("")
-        page([cm("a", "5"), cm("d", "14")], "20", cont="t2"),
-        page([], "20"),
-    ]
-    client.watch_answers = [
-        [
-            {"type": "MODIFIED", "object": cm("a", "11")},
-            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}},
-            {"type": "DELETED", "object": cm("b", "13")},
-        ],
-        [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}],
-    ]
-    inf, seen = run_informer(client, clock)
-    try:
-        step_until(clock, lambda: client.blocked.is_set())
-        assert client.lists == [
-            {"resourceVersion": "0", "limit": 2},
-            {"limit": 2, "continue": "t1"},
-            {"resourceVersion": "13"},  # no limit: served by the watch cache
-            {"resourceVersion": "", "limit": 2},
-            {"limit": 2, "continue": "t2"},
-        ]
-        assert [w["resourceVersion"] for w in client.watches] == ["10", "13", "20"]
-        assert all(w["allowWatchBookmarks"] == "true" for w in client.watches)
-        assert all(300 <= w["timeoutSeconds"] <= 600 for w in client.watches)
-        eventually(lambda: len(seen) == 8)
-        assert seen == [
-            ("add", "a"),
-            ("add", "b"),
-            ("add", "c"),
-            ("update", "a"),
-            ("delete", "b"),
-            # the relist: a is known (update), d is new, c vanished (delete with its last state)
-            ("update", "a"),
-            ("add", "d"),
-            ("delete", "c"),
-        ]
-        assert sorted(inf.indexer.list_keys()) == ["ns/a", "ns/d"]
-        assert inf.get("ns/a") == {**cm("a", "5"), "kind": "ConfigMap", "apiVersion": "v1"}
-        assert inf.stats.lists == 2 and inf.stats.expired == 2
-    finally:
-        assert inf.stop()
-
-
-def test_refused_connection_rewatches_without_relisting() -> None:
-    client = FakeClient()
-    clock = FakeClock()
-    client.list_answers = [page([cm("a", "5")], "10")]
-    refused = urllib3.exceptions.NewConnectionError(cast(Any, None), "connection refused")
-    client.watch_answers = [refused, [{"type": "ADDED", "object": cm("b", "11")}]]
-    inf, seen = run_informer(client, clock)
-    try:
-        step_until(clock, lambda: client.blocked.is_set())
-        assert [w["resourceVersion"] for w in client.watches] == ["10", "10", "11"]
-        assert len(client.lists) == 1
-        eventually(lambda: seen == [("add", "a"), ("add", "b")])
-        assert inf.stats.failures == 1
-    finally:
-        assert inf.stop()
-
-
-def test_handler_added_later_gets_the_cache_first() -> None:
-    client = FakeClient()
-    clock = FakeClock()
-    client.list_answers = [page([cm("a", "5"), cm("b", "6")], "10")]
-    client.watch_answers = [[{"type": "ADDED", "object": cm("c", "11")}]]
-    inf, first = run_informer(client, clock)
-    try:
-        step_until(clock, lambda: client.blocked.is_set())
-        late: list[str] = []
-        reg = inf.add_event_handler(on_add=lambda o: late.append(o["metadata"]["name"]))
-        eventually(reg.has_synced)
-        assert sorted(late) == ["a", "b", "c"]
-        assert first == [("add", "a"), ("add", "b"), ("add", "c")]
-        inf.remove_event_handler(reg)
-    finally:
-        assert inf.stop()

@@ -13,14 +13,15 @@ equal a computation from scratch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from pkg.controllers.translator.desired import Memo, compute
+from test.unit.property_settings import Coverage, coverage_fixture, examples
 from test.unit.test_isolation_property import (
     CLUSTER_ANN,
     CM,
@@ -98,13 +99,13 @@ def changes(draw: st.DrawFn, world: World) -> tuple[str, World]:
                 new["metadata"]["annotations"]["edge.kubestellar.io/expand-parameters"] = "true"
         return kind, _replace_object(world, i, j, new)
     if kind == "add":
-        name = draw(st.sampled_from(["a", "b", "c"]))
-        ns = draw(st.sampled_from(["ns1", "ns2"]))
-        if any(
-            gr_of(o) == CM and o["metadata"]["name"] == name and o["metadata"].get("namespace") == ns
-            for o in w["objects"]
-        ):
+        taken = {
+            (o["metadata"].get("namespace"), o["metadata"]["name"]) for o in w["objects"] if gr_of(o) == CM
+        }
+        free = [(ns, name) for ns in ("ns1", "ns2") for name in ("a", "b", "c") if (ns, name) not in taken]
+        if not free:
             return "add (exists)", world
+        ns, name = draw(st.sampled_from(free))
         o = _obj(CM, name, ns, w["cluster"], "")
         o["data"] = {"k": "added"}
         return kind, _wmw(world, i, objects=[*w["objects"], o])
@@ -149,7 +150,7 @@ def changes(draw: st.DrawFn, world: World) -> tuple[str, World]:
             loc["metadata"]["annotations"] = {CLUSTER_ANN: imw, **draw(st.sampled_from([{}, {"zone": "z9"}]))}
             inventory[m] = (imw, [*locs[:n], loc, *locs[n + 1 :]], targets)
             return kind, World(inventory, world.wmws)
-    if kind == "customizer":
+    if kind == "customizer":  # edited, or created where the WMW has none (objects may refer to it)
         for j, o in enumerate(w["objects"]):
             if gr_of(o).resource == "customizers":
                 new = copy.deepcopy(o)
@@ -159,6 +160,10 @@ def changes(draw: st.DrawFn, world: World) -> tuple[str, World]:
                 )
                 new["replacements"] = [{"path": "$.data.w", "value": value}]
                 return kind, _replace_object(world, i, j, new)
+        c = _obj(CUSTOMIZERS, "cust", "ns1", w["cluster"], "")
+        c["replacements"] = [{"path": "$.data.w", "value": draw(st.sampled_from(['"set"', '"%(env)"']))}]
+        customizers = {**w["customizers"], ("ns1", "cust"): c}
+        return kind, _wmw(world, i, objects=[*w["objects"], c], customizers=customizers)
     if kind == "versions":
         versions = draw(st.sampled_from([("v1",), ("v2",), ("v1", "v2"), ("v1", "v1beta1")]))
         if draw(st.booleans()):
@@ -169,19 +174,33 @@ def changes(draw: st.DrawFn, world: World) -> tuple[str, World]:
     return "nothing", world
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_memoized_compute_equals_compute_from_scratch(data: st.DataObject) -> None:
+FLOORS = {f"change: {kind}": 0.05 for kind in KINDS}
+"""Every kind of change is followed by a recomputation in at least 5 % of the examples."""
+
+
+@pytest.fixture
+def coverage() -> Iterator[Coverage]:
+    yield from coverage_fixture(FLOORS)
+
+
+@examples(0.3)
+@given(data=st.data())
+def test_memoized_compute_equals_compute_from_scratch(coverage: Coverage, data: st.DataObject) -> None:
     world = data.draw(worlds())
     memo = Memo()
-    for step in range(data.draw(st.integers(1, 6))):
+    applied: list[str] = []  # the changes that a computation followed
+    kind = ""
+    for step in range(data.draw(st.integers(2, 6))):  # at least one change between two computations
         views, locations, mailboxes = inputs(world)
         got = compute(views, locations, mailboxes, memo=memo)
         want = compute(views, locations, mailboxes)
         assert got == want, f"step {step}"
         event(f"mailboxes reused: {memo.built < len(got.mailboxes)}")
+        if step:
+            event(f"change: {kind}")
+            applied.append(kind.split(" ")[0])
         kind, world = data.draw(changes(world))
-        event(f"change: {kind}")
+    coverage.example({f"change: {k}": k in applied for k in KINDS})
 
 
 def two_wmws() -> World:

@@ -14,8 +14,11 @@ code), what every mailbox must hold: ``the-one``'s spec, the projected copies wi
 content, the Namespaces it must have and the only ones it may have (those needed now or in an
 earlier state: decision 5 never deletes one).  ``create(..., widgets=True)`` adds a custom resource
 and its CRD to wmw-a.  :func:`check` compares that with what kcp holds and
-returns every difference (an empty list means converged).  Edits made by the tests go through
-:class:`Workload` methods, so the expectation follows them.
+returns every difference (an empty list means converged); :func:`lost` measures the figure the
+tests report and assert as ``lost``: the desired copies missing, out of date or wrong, and stale
+copies left.  :func:`wait_converged` retries only the errors of a kcp that restarts or is busy
+(:func:`transient`); any other error is the checker's own and fails at once.  Edits made by the
+tests go through :class:`Workload` methods, so the expectation follows them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import urllib3
 
 from pkg import bootstrap
 from pkg.runtime import kcp
@@ -493,21 +498,11 @@ def check_mailbox(client: RestClient, name: str, exp: Expected, resources: list[
             f"the-one spec {json.dumps(spec, sort_keys=True)} != {json.dumps(exp.the_one, sort_keys=True)}"
         )
     found = list_copies(client, name, resources)
-    by_name = {res.resource: res for res in resources}
-    for key in sorted(set(found) - set(exp.copies)):
-        problems.append(f"stale copy {key}")
-    for key, data in sorted(exp.copies.items()):
-        obj = found.get(key)
-        if obj is None:
-            problems.append(f"missing copy {key}")
-            continue
-        got = content(by_name[key[0]], obj)
-        if got != data:
-            problems.append(f"copy {key} data {got} != {data}")
-        labels = obj["metadata"].get("labels") or {}
-        if any(labels.get(k) != v for k, v in exp.labels[key].items()):
-            problems.append(f"copy {key} labels {labels} lack {exp.labels[key]}")
-        if obj.get("status") and key[0] != CRDS.resource:  # a CRD's status is the server's
+    problems.extend(copy_problems(found, exp, resources))
+    for key, obj in sorted(found.items()):
+        if (
+            key in exp.copies and obj.get("status") and key[0] != CRDS.resource
+        ):  # a CRD's status is the server's
             problems.append(f"copy {key} has a status")
     namespaces = get(c, "/api/v1/namespaces") or {"items": []}
     ns_by_name = {n["metadata"]["name"]: n for n in namespaces["items"]}
@@ -520,6 +515,43 @@ def check_mailbox(client: RestClient, name: str, exp: Expected, resources: list[
         if any(got.get(k) != v for k, v in labels.items()):
             problems.append(f"namespace {ns} labels {got} lack {labels}")
     return problems
+
+
+def copy_problems(found: dict[tuple[str, str, str], Any], exp: Expected, resources: list[Res]) -> list[str]:
+    """The copies of one mailbox (``found``) that differ from ``exp``: stale (no placement wants
+    them), missing, or with content or labels other than the desired ones; one line each."""
+    problems: list[str] = []
+    by_name = {res.resource: res for res in resources}
+    for key in sorted(set(found) - set(exp.copies)):
+        problems.append(f"stale copy {key}")
+    for key, data in sorted(exp.copies.items()):
+        obj = found.get(key)
+        if obj is None:
+            problems.append(f"missing copy {key}")
+            continue
+        got = content(by_name[key[0]], obj)
+        if got != data:
+            problems.append(f"copy {key} data {got} != {data}")
+            continue
+        labels = obj["metadata"].get("labels") or {}
+        if any(labels.get(k) != v for k, v in exp.labels[key].items()):
+            problems.append(f"copy {key} labels {labels} lack {exp.labels[key]}")
+    return problems
+
+
+def lost(client: RestClient, workload: Workload) -> list[str]:
+    """What the chaos figures call *lost*, measured: every desired copy that is missing (its
+    mailbox too), out of date or with wrong content or labels, and every stale copy still present;
+    one line each (empty: nothing lost).  Read-only; errors propagate."""
+    out: list[str] = []
+    have = mailbox_names(client)
+    for name, exp in sorted(workload.expected().items()):
+        if name not in have:
+            out.extend(f"{exp.location}: missing copy {key} (no mailbox)" for key in sorted(exp.copies))
+            continue
+        found = list_copies(client, name, workload.resources())
+        out.extend(f"{exp.location}: {p}" for p in copy_problems(found, exp, workload.resources()))
+    return out
 
 
 def check_sources(client: RestClient, workload: Workload) -> list[str]:
@@ -544,6 +576,15 @@ def check_sources(client: RestClient, workload: Workload) -> list[str]:
         if ep is None:
             problems.append(f"{w.path}: EdgePlacement {w.placement} lost")
     return problems
+
+
+def transient(err: Exception) -> bool:
+    """Whether ``err`` is what a check meets while kcp restarts or is busy: a refused or broken
+    connection, a timeout, or an answer 5xx, 429, 401 (a new admin token not read yet) or 403 (the
+    authorizer not ready).  Anything else is the checker's own error."""
+    if isinstance(err, ApiError):
+        return err.status >= 500 or err.status in (401, 403, 429)
+    return isinstance(err, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 @dataclass
@@ -573,8 +614,10 @@ def wait_converged(
         checks += 1
         try:
             problems = check(client, workload)
-        except Exception as e:  # kcp restarting: keep trying until the deadline
-            problems = [f"check failed: {e}"]
+        except Exception as e:
+            if not transient(e):
+                raise  # a bug in the checker, or an answer it does not expect: fail now
+            problems = [f"check failed: {e!r}"]  # kcp restarting: keep trying until the deadline
         if not problems:
             return Converged(time.monotonic() - start, checks)
         dead = alive()
@@ -582,7 +625,13 @@ def wait_converged(
             raise AssertionError(f"{dead}; not converged: {problems[:10]}")
         if time.monotonic() > deadline:
             shown = "\n  ".join(problems[:25])
-            raise AssertionError(f"not converged after {timeout:.0f}s ({len(problems)} problems):\n  {shown}")
+            try:
+                gone = f"lost={len(lost(client, workload))}"
+            except Exception as e:
+                gone = f"lost not measured: {e!r}"
+            raise AssertionError(
+                f"not converged after {timeout:.0f}s ({len(problems)} problems; {gone}):\n  {shown}"
+            )
         time.sleep(interval)
 
 

@@ -75,16 +75,21 @@ def test_leader_failover(chaos_kcp: KcpServer, controllers: Controllers) -> None
     leader.wait_writes(base + 10)
     leader.freeze()
     frozen = time.monotonic()
+    pending = checker.check(c, wl)  # what the frozen leader left undone (the standby cannot write yet)
     _leader([standby], timeout=LEASE * 4)
     took_over = time.monotonic() - frozen
     conv = checker.wait_converged(c, wl, CONVERGE_TIMEOUT, since=frozen, alive=standby.dead)
+    lost = checker.lost(c, wl)
     figure(
         "failover: leader frozen (SIGSTOP), the other took over",
+        pending=len(pending),
         takeover_s=took_over,
         converge_s=conv.seconds,
         writes_of_new_leader=standby.settled_writes(),
-        lost=0,
+        lost=len(lost),
     )
+    assert pending, "the leader was frozen after its converge, not in the middle of it"
+    assert not lost, lost
     assert took_over >= LEASE - RETRY, (
         f"taken over {took_over:.1f}s after the freeze, before the Lease ran out"
     )
@@ -122,14 +127,19 @@ def test_leader_failover(chaos_kcp: KcpServer, controllers: Controllers) -> None
     leader.wait_writes(base + 10)
     leader.kill9()
     killed = time.monotonic()
+    pending = checker.check(c, wl)
     conv = checker.wait_converged(c, wl, CONVERGE_TIMEOUT, since=killed, alive=standby.dead)
+    lost = checker.lost(c, wl)
     bound = LEASE + RETRY + reference
     figure(
         "failover: leader killed (SIGKILL) mid-converge, standby converged",
+        pending=len(pending),
         converge_s=conv.seconds,
         bound_s=bound,
         writes=standby.settled_writes(),
-        lost=0,
+        lost=len(lost),
     )
+    assert pending, "the leader was killed after its converge, not in the middle of it"
+    assert not lost, lost
     assert conv.seconds <= bound, f"converged {conv.seconds:.1f}s after the kill (bound {bound:.1f}s)"
     assert standby.stop() == 0, standby.tail()

@@ -98,27 +98,31 @@ def _restarts(server: KcpServer, wl: checker.Workload, p: Controller, round_: in
     down, up = _restart_kcp(server)
     conv = checker.wait_converged(server.client(), wl, CONVERGE_TIMEOUT, since=up, alive=alive)
     _rode_it_out(p)
+    lost = checker.lost(server.client(), wl)
     figure(
         f"kcp restart mid-converge ({what})",
         writes_before=writes - base,
         down_s=up - down,
         converge_after_up_s=conv.seconds,
         writes_after=(p.read_writes() or 0) - writes,
-        lost=0,
+        lost=len(lost),
     )
+    assert not lost, lost
     base = p.read_writes() or 0
     down, up = _restart_kcp(server)
     c = server.client()
     wl.edit_round(c, round_ + 1)
     conv = checker.wait_converged(c, wl, CONVERGE_TIMEOUT, since=up, alive=alive)
     _rode_it_out(p)
+    lost = checker.lost(c, wl)
     figure(
         f"kcp restart while idle, edits at once ({what})",
         down_s=up - down,
         converge_after_up_s=conv.seconds,
         writes=(p.read_writes() or 0) - base,
-        lost=0,
+        lost=len(lost),
     )
+    assert not lost, lost
 
 
 def test_kcp_restart_without_leader_election(

@@ -80,6 +80,7 @@ class Scenario:
     projected: dict[str, dict[str, Any]] = field(default_factory=dict)  # WMW -> Projected condition
     recovered_s: float | None = None
     recover_error: str = ""
+    lost: list[str] = field(default_factory=list)  # checker.lost() once converged
 
 
 def _make_mailbox(c: RestClient, wl: checker.Workload, location: str) -> None:
@@ -263,11 +264,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         try:
             conv = checker.wait_converged(c, wl, CONVERGE_TIMEOUT, since=fixed, alive=p.dead)
             s.recovered_s = conv.seconds
+            s.lost = checker.lost(c, wl)
             figure(
                 "refusals: obstacles removed, converged",
                 converge_s=conv.seconds,
                 writes=p.read_writes(),
-                lost=0,
+                lost=len(s.lost),
             )
         except AssertionError as e:
             s.recover_error = str(e)
@@ -298,6 +300,7 @@ def test_refusals_retried_with_backoff_then_converge(scenario: Scenario) -> None
             assert gaps[-1] >= 2.0, f"{key}: retries not backing off: {gaps}"
     # Once the obstacles are gone, everything converges: the refused writes were retried.
     assert s.recovered_s is not None, f"{s.recover_error}\n{s.controllers.tails()}"
+    assert not s.lost, s.lost
 
 
 def _refused(location: str, key: tuple[str, str, str]) -> bool:
