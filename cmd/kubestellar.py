@@ -4,6 +4,7 @@ init                                  root:espw with the edge export, kube expor
 ensure location NAME [key=value ...]  a SyncTarget and a Location in the IMW
 ensure wmw NAME                       a workload management workspace with its bindings
 remove wmw NAME                       delete a workload management workspace
+prep-for-syncer SYNCTARGET            prepare a mailbox for its syncer, write the edge manifest
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from cmd import prep_for_syncer
 from collections.abc import Callable, Sequence
 
 import urllib3
@@ -115,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     common(rwmw)
     rwmw.add_argument("name")
     rwmw.set_defaults(func=cmd_remove_wmw)
+
+    prep_for_syncer.register(sub, common)
 
     start = sub.add_parser(
         "start", help="run the mailbox controller, where resolver and placement translator"
