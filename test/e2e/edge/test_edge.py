@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -215,7 +216,9 @@ def edge(two_kcps: tuple[KcpServer, KcpServer], tmp_path_factory: pytest.TempPat
 
     def central_side() -> None:
         bootstrap.init(c)
-        holder["ex"] = example1.setup(c)
+        ex = holder["ex"] = example1.setup(c)
+        # wmw-c defines the resource of an upsync clause: the translator projects its CRD.
+        bootstrap.apply_objects(c, ex.wmw_c, [sprocket_crd()])
 
     def edge_side() -> None:
         bootstrap.init(e)
@@ -273,6 +276,9 @@ def test_mailbox_credentials_see_what_the_syncer_needs(edge: Edge) -> None:
             obj = mb.get(f"{path}/{name}")
             assert obj == admin_mb.get(f"{path}/{name}")
             assert obj["metadata"]["labels"]["edge.kubestellar.io/projected"] == "yes"
+        assert "sprockets" not in json.dumps(
+            spec.get("clusterScope")
+        )  # the projected upsync CRD is not listed
         cm = mb.get("/api/v1/namespaces/commonstuff/configmaps/httpd-htdocs")
         assert f"Running in {location}." in cm["data"]["index.html"]
         rs = mb.get("/apis/apps/v1/namespaces/commonstuff/replicasets/commond")
@@ -295,10 +301,13 @@ def _served(c: RestClient, path: str) -> bool:
 def test_upsync_object_lifecycle_in_the_mailbox(edge: Edge) -> None:
     for location in LOCATIONS:
         admin_mb = edge.mailbox(location)
-        with contextlib.suppress(ApiError):
-            admin_mb.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", sprocket_crd())
         mb = client_from_kubeconfig(edge.mailbox_kubeconfig(location))
-        eventually(f"sprockets served in {location}'s mailbox", lambda mb=mb: _served(mb, SPROCKETS), 60)
+        # Served thanks to the CRD the translator projects from wmw-c (nobody made it by hand).
+        eventually(f"sprockets served in {location}'s mailbox", lambda mb=mb: _served(mb, SPROCKETS), 90)
+        projected = admin_mb.get(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{UPSYNC_RESOURCE}.{UPSYNC_GROUP}"
+        )
+        assert projected["metadata"]["labels"]["edge.kubestellar.io/projected"] == "yes"
         with contextlib.suppress(ApiError):
             mb.create(
                 "/api/v1/namespaces",
@@ -312,6 +321,27 @@ def test_upsync_object_lifecycle_in_the_mailbox(edge: Edge) -> None:
         eventually(
             "george deleted", lambda admin_mb=admin_mb: get(admin_mb, f"{SPROCKETS}/george") is None, 30
         )
+
+
+def _condition(c: RestClient, wmw: str, placement: str) -> dict[str, Any]:
+    ep = c.get(f"/clusters/{wmw}{EDGE}/edgeplacements/{placement}")
+    return next((x for x in (ep.get("status") or {}).get("conditions") or [] if x["type"] == "Projected"), {})
+
+
+def test_upsync_resources_nobody_defines_are_reported(edge: Edge) -> None:
+    # edge-placement-s upsyncs widgets.group3.test, which no workspace defines.
+    def reported() -> dict[str, Any] | None:
+        cond = _condition(edge.c, edge.ex.wmw_s, "edge-placement-s")
+        return cond if cond.get("reason") == "UpsyncNotServed" else None
+
+    cond = eventually("edge-placement-s's Projected condition", reported, 60)
+    assert cond["status"] == "True"  # every downsynced copy is there
+    assert "widgets.group3.test" in cond["message"]
+    assert "sprockets" not in cond["message"]  # wmw-c serves those to guilder's mailbox
+    events = edge.c.get(f"/clusters/{edge.ex.wmw_s}/api/v1/namespaces/default/events")["items"]
+    assert any(
+        e.get("reason") == "UpsyncNotServed" and "widgets.group3.test" in e.get("message", "") for e in events
+    )
 
 
 def test_edge_credentials_may_do_what_the_syncer_does(edge: Edge) -> None:
