@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SRC := apis pkg cmd
 
-.PHONY: all venv lint typecheck codegen verify-codegen kcp helm test test-chaos unit e2e demo bench clean
+.PHONY: all venv lint typecheck codegen verify-codegen kcp helm test test-chaos test-edge unit e2e demo bench clean
 
 all: test
 
@@ -54,6 +54,11 @@ test: $(STAMP) lint typecheck verify-codegen kcp helm
 # Fault injection on private kcp servers (crashes, kcp restarts, leader failover, refusals); slow.
 test-chaos: $(STAMP) kcp
 	$(PY) -m pytest -m chaos test/e2e/chaos
+
+# The edge: example1 to edge clusters played by a second kcp; prep-for-syncer's credentials do what
+# the syncer does (make test deselects these; KUBESTELLAR_SYNCER=PATH also runs an upstream syncer).
+test-edge: $(STAMP) kcp
+	$(PY) -m pytest -m edge -rA test/e2e/edge
 
 # The README's first command: example1 on a fresh kcp with every controller (ARGS=--keep leaves it running).
 demo: $(STAMP) kcp

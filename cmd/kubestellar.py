@@ -4,6 +4,7 @@ init                                  root:espw with the edge export, kube expor
 ensure location NAME [key=value ...]  a SyncTarget and a Location in the IMW
 ensure wmw NAME                       a workload management workspace with its bindings
 remove wmw NAME                       delete a workload management workspace
+prep-for-syncer SYNCTARGET            prepare a mailbox for its syncer, write the edge manifest
 start                                 run the controllers on one Manager
 
 The same verbs run as ``kubectl kubestellar VERB`` (``cmd.kubectl_kubestellar``, which builds
@@ -28,6 +29,7 @@ from pkg.runtime.connections import add_connection_flags, server_client
 from pkg.runtime.kubeconfig import KubeconfigSource
 from pkg.runtime.rest import RestClient
 
+from . import prep_for_syncer
 from .progress import terminal_progress
 
 PROG = "kubestellar"
@@ -166,6 +168,7 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     add_init(sub)
     add_ensure(sub)
     add_remove(sub)
+    prep_for_syncer.register(sub, common)
     add_start(sub)
     return p
 

@@ -5,15 +5,21 @@ Starts kcp in a temporary directory, runs ``python -m cmd.kubestellar init``, cr
 inventory (florin, guilder), the two workload management workspaces with their workloads,
 Customizers and EdgePlacements, starts ``python -m cmd.kubestellar start``, waits until both
 mailboxes are complete and their ``the-one`` is stable, prints each mailbox, and stops what it
-started.  The edge side of the walkthrough (kind clusters, syncers) is left out.
+started.  With ``--edge``, a second kcp plays the edge clusters (one workspace ``root:edge-<name>``
+each), ``prep-for-syncer`` prepares each mailbox and its manifest is applied at its edge; with
+``--syncer PATH`` (an upstream KubeStellar v0.14.0 syncer binary) the syncers run and the demo
+prints what arrived at each edge, without it what the syncer's credentials can read.
 
     hack/demo.py            # run it, print the mailboxes, stop everything
     hack/demo.py --keep     # leave kcp and the controllers running, print how to explore and stop
+    hack/demo.py --edge [--syncer PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import os
 import shutil
 import signal
 import subprocess
@@ -33,7 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pkg import bootstrap  # noqa: E402
+from pkg import bootstrap, syncerprep  # noqa: E402
 from pkg.runtime import kcp  # noqa: E402
 from pkg.runtime.kubeconfig import KubeconfigSource  # noqa: E402
 from pkg.runtime.rest import ApiError, RestClient  # noqa: E402
@@ -172,6 +178,7 @@ class Demo:
     kcp_started: bool = False
     client: RestClient | None = None
     mailboxes: dict[str, str] = field(default_factory=dict)  # location -> workspace name
+    edge: Edge | None = None
 
     def __post_init__(self) -> None:
         self.kcp_dir = self.dir / "kcp"
@@ -201,9 +208,14 @@ class Demo:
 
     def kubestellar(self, *args: str) -> str:
         return self.run(
-            sys.executable, "-m", "cmd.kubestellar", *args, "--kubeconfig", str(self.kubeconfig),
+            sys.executable,
+            "-m",
+            "cmd.kubestellar",
+            *args,
+            "--kubeconfig",
+            str(self.kubeconfig),
             what=f"python -m cmd.kubestellar {' '.join(args)}",
-        )  # fmt: skip
+        )
 
     # --- the steps ----------------------------------------------------------------------------
 
@@ -234,13 +246,23 @@ class Demo:
         with self.controllers_log.open("wb") as log:
             self.controllers = subprocess.Popen(
                 [
-                    sys.executable, "-m", "cmd.kubestellar", "start",
-                    "--kubeconfig", str(self.kubeconfig),
-                    "--server-bind-address", "127.0.0.1:0", "-v", "2",
+                    sys.executable,
+                    "-m",
+                    "cmd.kubestellar",
+                    "start",
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--server-bind-address",
+                    "127.0.0.1:0",
+                    "-v",
+                    "2",
                 ],
-                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches only the demo, which then stops it
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             self.check_controllers()
@@ -416,6 +438,8 @@ class Demo:
     # --- stopping -----------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.edge is not None:
+            self.edge.stop()
         if self.controllers is not None and self.controllers.poll() is None:
             self.controllers.send_signal(signal.SIGTERM)
             try:
@@ -425,6 +449,218 @@ class Demo:
                 self.controllers.wait()
         if self.kcp_started:
             subprocess.run([str(KCP_SH), "stop", str(self.kcp_dir)], cwd=REPO, check=False)
+
+
+@dataclass
+class Edge:
+    """The edge clusters, played by the workspaces ``root:edge-<location>`` of a second kcp."""
+
+    demo: Demo
+    syncer: str | None
+    dir: Path = field(init=False)
+    client: RestClient | None = None
+    started: bool = False
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    manifests: dict[str, Path] = field(default_factory=dict)
+    syncers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.dir = self.demo.dir / "edge-kcp"
+
+    def ws(self, location: str) -> str:
+        return f"root:edge-{location}"
+
+    def start_in_background(self) -> None:
+        """Start the edge kcp and set up its workspaces while the central side is being set up."""
+
+        def run() -> None:
+            try:
+                self.started = True
+                self.demo.run(str(KCP_SH), "start", str(self.dir), what="hack/kcp.sh start (edge)")
+                source = KubeconfigSource(
+                    kubeconfig=str(self.dir / "admin.kubeconfig"), context=kcp.BASE_CONTEXT
+                )
+                endpoint = source.load()
+                self.client = RestClient(endpoint, kcp.server_origin(endpoint.server))
+                bootstrap.init(self.client)
+                for location in LOCATIONS:
+                    bootstrap.ensure_wmw(self.client, f"edge-{location}")
+            except BaseException as e:  # reported by wait_ready
+                self.error = e
+            finally:
+                self.ready.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def wait_ready(self) -> None:
+        self.ready.wait()
+        if self.error is not None:
+            raise StepFailed(f"the edge kcp could not be set up: {self.error}", [self.demo.steps_log])
+
+    def prepare(self) -> list[str]:
+        assert self.client is not None
+        lines = []
+        for location in LOCATIONS:
+            out = self.demo.dir / f"{location}-syncer.yaml"
+            self.demo.kubestellar("prep-for-syncer", location, "-o", str(out))
+            self.manifests[location] = out
+            docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
+            bootstrap.apply_objects(self.client, self.ws(location), docs)
+            kinds = ", ".join(f"{d['kind']} {d['metadata']['name']}" for d in docs[:1] + docs[-1:])
+            lines.append(
+                f"{location}: {out.name} ({len(docs)} objects: {kinds}, ...) applied in {self.ws(location)}"
+            )
+        return lines
+
+    def docs(self, location: str) -> list[dict[str, Any]]:
+        return [d for d in yaml.safe_load_all(self.manifests[location].read_text()) if d]
+
+    def edge_kubeconfig(self, location: str) -> Path:
+        """The edge ServiceAccount's token on the edge server, as the syncer's pod would have it."""
+        assert self.client is not None
+        sid = next(d for d in self.docs(location) if d["kind"] == "Deployment")["metadata"]["name"]
+        at = kcp.cluster(self.client, self.ws(location))
+        secret = kcp.wait_for(
+            f"{location}'s edge token",
+            lambda: ((get(at, f"/api/v1/namespaces/{sid}/secrets/{sid}-token") or {}).get("data") or {}).get(
+                "token"
+            ),
+            60,
+        )
+        admin = yaml.safe_load((self.dir / "admin.kubeconfig").read_text())
+        cluster = {"server": kcp.server_origin(self.client.prefix), **{
+            k: v for k, v in admin["clusters"][0]["cluster"].items() if k == "certificate-authority-data"
+        }}  # fmt: skip
+        raw = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "edge",
+            "clusters": [{"name": "edge", "cluster": cluster}],
+            "contexts": [{"name": "edge", "context": {"cluster": "edge", "user": "syncer"}}],
+            "users": [{"name": "syncer", "user": {"token": base64.b64decode(secret).decode()}}],
+        }  # fmt: skip
+        path = self.demo.dir / f"{location}-edge.kubeconfig"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    def start_syncers(self) -> None:
+        assert self.syncer is not None
+        for location in LOCATIONS:
+            docs = self.docs(location)
+            mailbox = self.demo.dir / f"{location}-mailbox.kubeconfig"
+            mailbox.write_text(yaml.safe_dump(syncerprep.manifest_kubeconfig(docs)))
+            dep = next(d for d in docs if d["kind"] == "Deployment")
+            args = [
+                a
+                for a in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+                if "from-kubeconfig" not in a
+            ]
+            log = (self.demo.dir / f"{location}-syncer.log").open("wb")
+            self.syncers.append(
+                subprocess.Popen(
+                    [
+                        self.syncer,
+                        f"--from-kubeconfig={mailbox}",
+                        f"--to-kubeconfig={self.edge_kubeconfig(location)}",
+                        *args,
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+
+    def wait_synced(self) -> None:
+        """Until every copy of every mailbox is at its edge with the mailbox's content."""
+        assert self.client is not None
+        deadline = time.monotonic() + max(self.demo.timeout, 300)
+        start = time.monotonic()
+        total = sum(len(v) for v in EXPECTED.values())
+        while True:
+            for proc in self.syncers:
+                if proc.poll() is not None:
+                    raise StepFailed(
+                        f"a syncer exited with {proc.returncode}", list(self.demo.dir.glob("*-syncer.log"))
+                    )
+            arrived = sum(
+                1
+                for location, expected in EXPECTED.items()
+                for key in expected
+                if same(self.at_edge(location, *key), self.demo.copy(location, *key))
+            )
+            self.demo.out.progress(
+                f"waiting: {arrived}/{total} objects at their edge", f" ({time.monotonic() - start:.0f}s)"
+            )
+            if arrived == total:
+                return
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    f"only {arrived}/{total} objects reached their edge",
+                    list(self.demo.dir.glob("*-syncer.log")),
+                )
+            time.sleep(1.0)
+
+    def at_edge(self, location: str, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        assert self.client is not None
+        prefix, namespaced = RESOURCES[resource]
+        ns = f"/namespaces/{namespace}" if namespaced else ""
+        return get(kcp.cluster(self.client, self.ws(location)), f"{prefix}{ns}/{resource}/{name}")
+
+    def report(self) -> None:
+        for location in LOCATIONS:
+            self.demo.out.print()
+            self.demo.out.print(f"=== edge cluster {location} ({self.ws(location)} of the edge kcp)")
+            self.demo.out.print(f"    manifest: {self.manifests[location]}")
+            if self.syncer:
+                self.demo.out.print("    arrived from the mailbox (by the syncer):")
+                for key in EXPECTED[location]:
+                    obj = self.at_edge(location, *key) or {}
+                    ref = f"{key[1]}/{key[2]}" if key[1] else key[2]
+                    self.demo.out.print(f"      {obj.get('kind', key[0])}  {ref}  {customized(obj)}".rstrip())
+                continue
+            mb = RestClient(_endpoint(syncerprep.manifest_kubeconfig(self.docs(location))))
+            spec = mb.get(f"{EDGE}/syncerconfigs/the-one")["spec"]
+            esc = mb.get(f"{EDGE}/edgesyncconfigs")["items"]
+            self.demo.out.print("    the syncer's mailbox credentials (from the manifest) read:")
+            self.demo.out.print(
+                f"      SyncerConfig the-one, EdgeSyncConfig {', '.join(e['metadata']['name'] for e in esc)}"
+            )
+            for key in EXPECTED[location]:
+                prefix, namespaced = RESOURCES[key[0]]
+                ns = f"/namespaces/{key[1]}" if namespaced else ""
+                obj = mb.get(f"{prefix}{ns}/{key[0]}/{key[2]}")
+                ref = f"{key[1]}/{key[2]}" if key[1] else key[2]
+                self.demo.out.print(f"      {obj['kind']}  {ref}  {customized(obj)}".rstrip())
+            upsync = ", ".join(f"{u['apiGroup']}/{r}" for u in spec.get("upsync", []) for r in u["resources"])
+            self.demo.out.print(f"    upsync clauses in the-one: {upsync}")
+        if not self.syncer:
+            self.demo.out.print()
+            self.demo.out.print("(no --syncer PATH: the syncers were not run; see the README, 'The edge')")
+
+    def stop(self) -> None:
+        for proc in self.syncers:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if self.started:
+            self.ready.wait(300)
+            subprocess.run([str(KCP_SH), "stop", str(self.dir)], cwd=REPO, check=False)
+
+
+def _endpoint(raw: dict[str, Any]) -> Any:
+    from pkg.runtime.kubeconfig import endpoint_from_dict
+
+    return endpoint_from_dict(raw, KubeconfigSource())
+
+
+def same(edge: dict[str, Any] | None, mailbox: dict[str, Any] | None) -> bool:
+    """The edge object has the mailbox copy's content (all but metadata and status)."""
+    if edge is None or mailbox is None:
+        return False
+    return all(edge.get(k) == v for k, v in mailbox.items() if k not in ("metadata", "status"))
 
 
 def get(c: RestClient, path: str) -> dict[str, Any] | None:
@@ -486,13 +722,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--keep", action="store_true", help="leave kcp and the controllers running")
     p.add_argument("--timeout", type=float, default=180, help="seconds to wait for convergence")
+    p.add_argument(
+        "--edge", action="store_true", help="also the edge: a second kcp, prep-for-syncer, manifests"
+    )
+    p.add_argument("--syncer", metavar="PATH", help="with --edge: an upstream v0.14.0 syncer binary to run")
     args = p.parse_args(argv)
+    if args.syncer and not args.edge:
+        p.error("--syncer needs --edge")
+    if args.syncer and not (Path(args.syncer).is_file() and os.access(args.syncer, os.X_OK)):
+        p.error(f"--syncer {args.syncer}: not an executable file")
 
     # SIGTERM (as from `timeout` or a CI runner) stops what was started, like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
 
-    out = Output(total=9)
+    out = Output(total=12 if args.edge else 9)
     demo = Demo(Path(tempfile.mkdtemp(prefix="kubestellar-demo-")), args.keep, args.timeout, out)
+    if args.edge:
+        demo.edge = Edge(demo, args.syncer)
     out.print(f"kubestellar-py demo: example1 on a fresh kcp (working directory {demo.dir})")
     ok = interrupted = False
     bins: dict[str, str] = {}
@@ -548,6 +794,35 @@ def main(argv: list[str] | None = None) -> int:
         ("python -m cmd.kubestellar start (all controllers)", do_controllers),
         ("wait until both mailboxes are complete and stable", demo.wait_converged),
     ]
+    if demo.edge is not None:
+        edge = demo.edge
+
+        def do_edge_ready() -> None:
+            edge.wait_ready()
+
+        def do_prep() -> None:
+            for line in edge.prepare():
+                out.note(line)
+
+        def do_syncers() -> None:
+            if edge.syncer is None:
+                out.note("no --syncer PATH given: only what the syncer's credentials can read is shown")
+                return
+            edge.start_syncers()
+            edge.wait_synced()
+
+        start_central = steps[1][1]
+
+        def start_both() -> None:
+            edge.start_in_background()
+            start_central()
+
+        steps[1] = (f"start kcp in {demo.kcp_dir} (and the edge kcp in {edge.dir})", start_both)
+        steps += [
+            ("edge kcp: init, root:edge-florin, root:edge-guilder", do_edge_ready),
+            ("prep-for-syncer florin, guilder; apply each manifest at its edge", do_prep),
+            ("run the syncers; wait until every object is at its edge", do_syncers),
+        ]
     title = ""
     try:
         for title, body in steps:
@@ -555,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
                 body()
         title = "report"
         demo.report()
+        if demo.edge is not None:
+            demo.edge.report()
         if args.keep:
             title = "leave kcp and the controllers running (--keep)"
             out.n = out.total - 1

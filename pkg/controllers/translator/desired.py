@@ -17,7 +17,10 @@ Rules (spec decision 5):
 * a copy that cannot be customized is *held back*: not created or updated (an existing one is left
   as it is) and reported; it stays listed in ``the-one`` when its version is known, so the edge
   keeps what it has;
-* an EdgePlacement contributes its upsync to every mailbox it reaches, even if it selects nothing.
+* an EdgePlacement contributes its upsync to every mailbox it reaches, even if it selects nothing;
+  the CRDs its WMW defines for the resources of its upsync clauses are projected there too (not
+  listed in ``the-one`` unless a downsync clause selects them), so that upsync is served
+  (:mod:`pkg.controllers.translator.upsync`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from pkg.controllers.translator.project import create_form
+from pkg.controllers.translator.upsync import Unserved, UpsyncSource, upsync_crds
 from pkg.controllers.what.select import (
     CompiledPlacement,
     GroupResource,
@@ -160,6 +164,8 @@ class Desired:
     # (WMW cluster, placement name) -> its resolved what (selected objects, upsync) and where
     whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = field(default_factory=dict)
     wheres: dict[tuple[str, str], tuple[Destination, ...]] = field(default_factory=dict)
+    # (WMW cluster, placement name) -> upsync resources that no WMW sending to its mailboxes serves
+    upsync_unserved: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -313,6 +319,7 @@ class _MailboxResult:
     desired: MailboxDesired
     problems: list[Problem]
     winners: list[tuple[str, CopyKey]]  # (WMW cluster, key) of each copy that goes there
+    unserved: list[Unserved] = field(default_factory=list)
 
 
 @dataclass
@@ -362,7 +369,16 @@ def compute(
             token = 0
             if memo is not None:
                 spec = json.dumps(p.spec, sort_keys=True, default=str)
-                content = (ws_inputs, p.name, spec, frozenset(id(obj) for obj, _ in parts.values()))
+                upsync_crd_ids = (
+                    frozenset(id(o) for o in ws.objects.get(CRDS, ())) if compiled.upsync else None
+                )
+                content = (
+                    ws_inputs,
+                    p.name,
+                    spec,
+                    frozenset(id(obj) for obj, _ in parts.values()),
+                    upsync_crd_ids,
+                )
                 token = memo._token(content, tokens)
             for d in p.destinations:
                 reaching[d.mailbox].append(_Reach(ws, p, compiled, parts, d))
@@ -376,6 +392,7 @@ def compute(
     out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
     results: dict[tuple[Any, ...], _MailboxResult] = {}
     built = 0
+    unserved: dict[tuple[str, str], set[str]] = defaultdict(set)
     for mailbox in sorted(reaching):
         result = None
         fingerprint: tuple[Any, ...] = ()
@@ -393,6 +410,8 @@ def compute(
         problems.extend(result.problems)
         for winner in result.winners:
             reach[winner].add(mailbox)
+        for u in result.unserved:
+            unserved[(u.cluster, u.placement)].add(u.message)
 
     if memo is not None:
         memo._tokens = tokens
@@ -401,7 +420,12 @@ def compute(
         memo.built = built
     executing_counts = {k: len(reach.get(k, set())) for k in singleton}
     singleton_sources = {k: next(iter(reach[k])) for k in singleton if len(reach.get(k, set())) == 1}
-    return Desired(out, problems, executing_counts, singleton_sources, placement_problems, whats, wheres)
+    upsync_unserved = {k: sorted(v) for k, v in sorted(unserved.items())}
+    for (cluster, placement), messages in upsync_unserved.items():
+        problems.extend(Problem(cluster, "UpsyncNotServed", m, placements=(placement,)) for m in messages)
+    return Desired(
+        out, problems, executing_counts, singleton_sources, placement_problems, whats, wheres, upsync_unserved
+    )
 
 
 def _ids(customizers: Mapping[tuple[str, str], Mapping[str, Any]]) -> frozenset[tuple[tuple[str, str], int]]:
@@ -438,6 +462,7 @@ def _mailbox(
             c.create_only = c.create_only or create_only(obj)
             c.locations.add((r.destination.cluster, r.destination.location_name))
             c.placements.add(r.placement.name)
+    upsync_only, unserved = _add_upsync_crds(reaching, entries)
 
     md = MailboxDesired(mailbox)
     # Resolve cross-WMW conflicts: the smallest workspace path wins.
@@ -481,7 +506,8 @@ def _mailbox(
                 f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
             )
             continue
-        listed.append((key, version, c.info.namespaced))
+        if key not in upsync_only:
+            listed.append((key, version, c.info.namespaced))
         params, conflicts = _params(c.locations, locations)
         api_version = _api_version(key.gr.group, version)
         try:
@@ -507,7 +533,46 @@ def _mailbox(
             namespaced=c.info.namespaced,
         )
     md.syncer_config = syncer_config_spec(listed, upsync)
-    return _MailboxResult(md, problems, [(cluster, key) for key, (cluster, _) in winners.items()])
+    winner_keys = [(cluster, key) for key, (cluster, _) in winners.items()]
+    return _MailboxResult(md, problems, winner_keys, unserved)
+
+
+def _add_upsync_crds(
+    reaching: Sequence[_Reach], entries: dict[CopyKey, dict[str, _Contribution]]
+) -> tuple[set[CopyKey], list[Unserved]]:
+    """Add to ``entries`` the CRDs that upsync needs in this mailbox (see :mod:`.upsync`).
+
+    Returns the keys that only upsync brings (projected, not listed in ``the-one``: the edge owns
+    its own CRD) and the upsync resources that no contributing WMW serves.
+    """
+    sources = []
+    for r in reaching:
+        if not r.compiled.upsync:
+            continue
+        served = {(gr.group, gr.resource): info.crd for gr, info in r.ws.resources.items()}
+        crds = {str((o.get("metadata") or {}).get("name")): o for o in r.ws.objects.get(CRDS, ())}
+        sources.append(
+            UpsyncSource(r.ws.cluster, r.ws.path, r.placement.name, r.compiled.upsync, served, crds)
+        )
+    if not sources:
+        return set(), []
+    wanted, unserved = upsync_crds(sources)
+    upsync_only: set[CopyKey] = set()
+    for name, by_cluster in wanted.items():
+        key = CopyKey(CRDS, "", name)
+        if key not in entries:
+            upsync_only.add(key)
+        for r in reaching:
+            obj = by_cluster.get(r.ws.cluster) if r.compiled.upsync else None
+            crd_info = r.ws.resources.get(CRDS)
+            if obj is None or crd_info is None:
+                continue
+            c = entries[key].get(r.ws.cluster)
+            if c is None:
+                c = entries[key][r.ws.cluster] = _Contribution(obj, crd_info)
+            c.locations.add((r.destination.cluster, r.destination.location_name))
+            c.placements.add(r.placement.name)
+    return upsync_only, unserved
 
 
 def syncer_config_spec(

@@ -104,6 +104,9 @@ class StatusWriter(State):
         if waiting and not issues:
             status, reason, issues = "False", "Waiting", waiting
         message = "; ".join(sorted(set(issues)))[:2000] if issues else "every selected object is projected"
+        unserved = desired.upsync_unserved.get(key)
+        if unserved and reason == "Projected":  # the copies are there; upsync of some resource is not
+            reason, message = "UpsyncNotServed", "; ".join(unserved)[:2000]
         current = next(
             (c for c in (ep.get("status") or {}).get("conditions") or [] if c.get("type") == "Projected"),
             None,
