@@ -12,7 +12,9 @@ clientsets do with ``Cluster(path)``; without it, paths are relative to the tran
 Objects are written as ``model_dump(by_alias=True, exclude_unset=True, mode="json")``: exactly the
 fields that were read or set, so a read-modify-write keeps what the model does not know about
 metadata, and nothing the caller did not set is sent.  Errors are the transport's (an
-``ApiError`` from ``RestClient``).
+``ApiError`` from ``RestClient``); an answer the model rejects (an object the CRD's schema
+admits but the model does not, e.g. a time in year 0) raises ``pydantic.ValidationError``, after
+the server has done the request.
 
 The generated ``apis/edge/v2alpha1/client.py`` has one subclass per resource, with
 ``apply_status`` where the CRD has a status subresource.
