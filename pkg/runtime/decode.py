@@ -16,6 +16,15 @@ path).  The results:
 
 Invariant: every model returned passed ``model.model_validate_json`` (or ``model_validate`` of the
 same object); no object is decoded twice on the accepting path.
+
+Memory: pydantic gives every model instance its own set of the names of the fields that were set
+(``__pydantic_fields_set__``), which for a typical edge object is the largest part of its
+footprint (an EdgePlacement has a dozen nested instances, ~4 KiB of such sets).  With
+``share_fields_sets=True`` the decoder replaces them, in what it returns, with shared read-only
+ones (:func:`apis.machinery.shared.share_tree`): equal sets are one object, and assigning to a
+field of a decoded model raises ``TypeError``.  That takes the typed cache from about 1.5x the
+memory of the dict cache to about 1x, but the walk costs about as much again as the decode
+itself (bench/informer_memory.py shows both), so it is off by default.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from apis.machinery.shared import share_tree
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,12 +79,16 @@ class ModelDecoder(Generic[M]):
     """Decodes the JSON of lists and watch events of one resource into ``model``.
 
     ``postprocess`` runs on each accepted model before it is returned (e.g. to drop
-    ``managedFields``); it may change the model in place and must return it.
+    ``managedFields``); it may change the model in place and must return it.  Then, with
+    ``share_fields_sets``, the model's fields sets become shared and read-only.
     """
 
-    def __init__(self, model: type[M], postprocess: Callable[[M], M] | None = None) -> None:
+    def __init__(
+        self, model: type[M], postprocess: Callable[[M], M] | None = None, share_fields_sets: bool = False
+    ) -> None:
         self.model = model
         self.postprocess = postprocess
+        self.share_fields_sets = share_fields_sets
         slot: Any = Annotated[model | dict[str, Any], Field(union_mode="left_to_right")]
         self._event_type: type[BaseModel] = create_model(
             f"{model.__name__}WatchEvent", __base__=_Envelope, type=(str, ""), object=(slot | None, None)
@@ -86,7 +101,11 @@ class ModelDecoder(Generic[M]):
         )
 
     def _accept(self, obj: M) -> M:
-        return self.postprocess(obj) if self.postprocess is not None else obj
+        if self.postprocess is not None:
+            obj = self.postprocess(obj)
+        if self.share_fields_sets:
+            share_tree(obj)
+        return obj
 
     def _reject(self, raw: dict[str, Any]) -> tuple[M | None, Exception | None]:
         """Validate ``raw`` again to learn why it was rejected (if it now passes, accept it)."""
@@ -141,8 +160,8 @@ def drop_managed_fields(obj: M) -> M:
     the largest part of an object); the model then dumps as if it had never had them."""
     meta = getattr(obj, "metadata", None)
     if meta is not None and getattr(meta, "managed_fields", None) is not None:
-        meta.managed_fields = None
-        meta.__pydantic_fields_set__.discard("managed_fields")
+        meta.__dict__["managed_fields"] = None
+        object.__setattr__(meta, "__pydantic_fields_set__", meta.__pydantic_fields_set__ - {"managed_fields"})
     return obj
 
 

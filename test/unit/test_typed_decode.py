@@ -268,3 +268,39 @@ def test_other_kinds_decode_alike() -> None:
     st = {"metadata": {"name": "edge1", "uid": "u1"}, "spec": {"cells": {"a": "b"}}}
     event = ModelDecoder(SyncTarget).decode_event(_line("ADDED", st))
     assert event.obj == SyncTarget.model_validate(st)
+
+
+def test_shared_fields_sets_save_memory_and_keep_dumps_and_copies_intact() -> None:
+    sharing = ModelDecoder(EdgePlacement, drop_managed_fields, share_fields_sets=True)
+    a = sharing.decode_event(_line("ADDED", GOOD)).obj
+    b = sharing.decode_event(_line("ADDED", _with(GOOD, name="q"))).obj
+    assert a is not None and b is not None
+    assert a.__pydantic_fields_set__ is b.__pydantic_fields_set__
+    assert a.metadata.__pydantic_fields_set__ is b.metadata.__pydantic_fields_set__
+    assert a.spec is not None and b.spec is not None
+    assert a.spec.location_selectors is not None and b.spec.location_selectors is not None
+    assert (
+        a.spec.location_selectors[0].__pydantic_fields_set__
+        is b.spec.location_selectors[0].__pydantic_fields_set__
+    )
+    expected = copy.deepcopy(GOOD)
+    del expected["metadata"]["managedFields"]
+    assert a.model_dump(by_alias=True, exclude_unset=True, mode="json") == expected
+    with pytest.raises(TypeError, match="read-only"):
+        a.metadata.labels = {"x": "y"}
+    changed = b.model_copy(deep=True)
+    changed.metadata.labels = {"x": "y"}
+    assert changed.model_dump(by_alias=True, exclude_unset=True, mode="json")["metadata"]["labels"] == {
+        "x": "y"
+    }
+    assert "labels" not in b.model_dump(by_alias=True, exclude_unset=True, mode="json")["metadata"]
+    shallow = b.model_copy(update={"kind": "EdgePlacement"})
+    assert shallow.kind == "EdgePlacement"
+
+
+def test_own_fields_sets_by_default() -> None:
+    a = decoder.decode_event(_line("ADDED", GOOD)).obj
+    b = decoder.decode_event(_line("ADDED", GOOD)).obj
+    assert a is not None and b is not None
+    assert a.__pydantic_fields_set__ is not b.__pydantic_fields_set__
+    a.metadata.labels = {"x": "y"}  # an ordinary model (the cache's read-only rule is by contract)
