@@ -1,4 +1,4 @@
-"""Informer memory and sync time over many objects, against a kcp of its own.
+"""Informer memory and sync time over many objects, against a kcp of its own; dict vs typed.
 
 Starts kcp (hack/kcp.sh, a fresh root directory), creates ``--objects`` ConfigMaps of about
 ``--size`` bytes of JSON each in one namespace (from a thread pool), then runs informers over them:
@@ -8,9 +8,26 @@ Starts kcp (hack/kcp.sh, a fresh root directory), creates ``--objects`` ConfigMa
 * a tracemalloc run: the bytes the cache retains per object once the informer has synced and
   stopped, with the objects as served and with ``managedFields`` dropped by a transform.
 
-kcp is stopped (and its directory removed) at the end::
+Then the typed mode beside the dict mode, in the same run, over ``--edge-objects`` EdgePlacements
+(the edge CRD installed in ``root``; each placement as a user writes one, with selectors, downsync
+and upsync clauses and a status):
+
+* decode cost per object: a served list page decoded as the dict informer does (``json.loads``)
+  and as the typed one does (``ModelDecoder.decode_page``: ``model_validate_json`` of the bytes);
+* decode cost per watch event: each served object as a ``MODIFIED`` watch-event line, decoded
+  both ways;
+* cold sync: a dict informer and a typed informer (``model=EdgePlacement``) started alternately
+  until synced (best of ``--repeat``);
+* memory per cached object (tracemalloc), as served and with ``managedFields`` dropped.
+
+The indented rows show the typed mode with shared fields sets (``share_fields_sets=True``: less
+memory, slower decode), for comparison; they do not count against the budget.
+
+It prints ratios typed/dict (the budget is 1.3x each).  kcp is stopped (and its directory
+removed) at the end::
 
     python -m bench.informer_memory [--objects 10000] [--size 1024] [--workers 16]
+                                    [--edge-objects 5000] [--repeat 3] [--skip-configmaps]
 """
 
 from __future__ import annotations
@@ -27,11 +44,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pkg.runtime import kcp
+import yaml
+
+from apis.edge.v2alpha1 import EdgePlacement, resources
+from pkg.runtime import decode, kcp
+from pkg.runtime.decode import ModelDecoder
 from pkg.runtime.informer import Informer
 from pkg.runtime.rest import RestClient
 from pkg.runtime.store import Object
 from test.e2e.kcpserver import KcpServer
+
+REPO = Path(__file__).resolve().parent.parent
+BUDGET = 1.3
 
 NAMESPACE = "bench"
 PATH = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
@@ -89,11 +113,20 @@ def timed_sync(client: RestClient, count: int) -> tuple[float, int]:
     return elapsed, grown
 
 
-def traced_cache_bytes(client: RestClient, count: int, transform: Callable[[Object], Object] | None) -> int:
+def traced_cache_bytes(
+    client: RestClient,
+    count: int,
+    transform: Callable[[Any], Any] | None,
+    path: str = PATH,
+    selector: str | None = SELECTOR,
+    model: type[Any] | None = None,
+    share: bool = False,
+) -> int:
     """Bytes allocated while syncing that are still held once the informer has stopped (its cache)."""
     gc.collect()
     tracemalloc.start()
-    informer = Informer(client, PATH, label_selector=SELECTOR, transform=transform)
+    options: dict[str, Any] = {"model": model, "share_fields_sets": share} if model is not None else {}
+    informer: Informer[Any] = Informer(client, path, label_selector=selector, transform=transform, **options)
     informer.start()
     assert informer.wait_for_cache_sync(600), "informer did not sync"
     informer.stop()
@@ -104,6 +137,206 @@ def traced_cache_bytes(client: RestClient, count: int, transform: Callable[[Obje
     return held
 
 
+# --- typed vs dict, over EdgePlacements --------------------------------------------------------
+
+EDGE_PATH = resources.EDGE_PLACEMENTS.path()
+
+
+def install_edge_crd(client: RestClient) -> None:
+    """The EdgePlacement CRD in ``client``'s logical cluster, established."""
+    crd = yaml.safe_load((REPO / "config/crds/edge.kubestellar.io_edgeplacements.yaml").read_text())
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    client.create(path, crd)
+
+    def established() -> bool:
+        got = client.get(f"{path}/{crd['metadata']['name']}")
+        conditions = (got.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    kcp.wait_for("the EdgePlacement CRD to be established", established, 60)
+    kcp.wait_for("edgeplacements to be served", lambda: client.get(EDGE_PATH, {"limit": 1}) is not None, 60)
+
+
+def edge_placement(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "edge.kubestellar.io/v2alpha1",
+        "kind": "EdgePlacement",
+        "metadata": {"name": f"ep-{i:05d}", "labels": {"bench": "typed", "shard": str(i % 10)}},
+        "spec": {
+            "locationSelectors": [
+                {"matchLabels": {"env": "prod", "region": f"r{i % 7}"}},
+                {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["edge", "far-edge"]}]},
+            ],
+            "downsync": [
+                {
+                    "apiGroup": "apps",
+                    "resources": ["deployments"],
+                    "namespaces": [f"ns{i % 5}"],
+                    "objectNames": ["*"],
+                },
+                {
+                    "resources": ["configmaps", "secrets"],
+                    "namespaceSelectors": [{"matchLabels": {"app": f"a{i}"}}],
+                },
+                {"resources": ["namespaces"], "objectNames": [f"ns{i % 5}"]},
+            ],
+            "upsync": [
+                {
+                    "apiGroup": "group1.test",
+                    "resources": ["sprockets"],
+                    "namespaces": ["orbital"],
+                    "names": ["x"],
+                }
+            ],
+            "wantSingletonReportedState": i % 2 == 0,
+        },
+    }
+
+
+EDGE_STATUS = {
+    "specGeneration": 1,
+    "matchingLocationCount": 2,
+    "conditions": [
+        {
+            "type": "LocationsResolved",
+            "status": "True",
+            "lastTransitionTime": "2026-12-01T20:00:00Z",
+            "reason": "Resolved",
+            "message": "2 matching Locations",
+            "observedGeneration": 1,
+        }
+    ],
+}
+
+
+def create_edge_placements(client: RestClient, count: int, workers: int) -> float:
+    def one(i: int) -> None:
+        obj = edge_placement(i)
+        client.create(EDGE_PATH, obj)
+        status = {
+            **{k: obj[k] for k in ("apiVersion", "kind")},
+            "metadata": {"name": obj["metadata"]["name"]},
+        }
+        client.apply(
+            f"{EDGE_PATH}/{obj['metadata']['name']}/status", {**status, "status": EDGE_STATUS}, "bench"
+        )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(one, range(count)):
+            pass
+    return time.perf_counter() - start
+
+
+def best_of(repeat: int, func: Callable[[], Any]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def timed_edge_sync(client: RestClient, count: int, model: type[Any] | None) -> float:
+    informer: Informer[Any] = Informer(client, EDGE_PATH, model=model)
+    start = time.perf_counter()
+    informer.start()
+    assert informer.wait_for_cache_sync(600), "informer did not sync"
+    elapsed = time.perf_counter() - start
+    informer.stop()
+    assert len(informer.indexer) == count, len(informer.indexer)
+    assert informer.stats.rejected == 0
+    return elapsed
+
+
+def typed_vs_dict(
+    client: RestClient, count: int, workers: int, repeat: int
+) -> list[tuple[str, float, float, str]]:
+    """The rows (figure, dict, typed, unit) of the typed-vs-dict table."""
+    install_edge_crd(client)
+    took = create_edge_placements(client, count, workers)
+    print(f"created {count} EdgePlacements (with status) in {took:.1f}s ({count / took:.0f}/s)")
+    page = client.get_raw(EDGE_PATH, {"resourceVersion": "0"})
+    items = json.loads(page)["items"]
+    assert len(items) == count, len(items)
+    json_size = len(json.dumps(items[0], separators=(",", ":")))
+    print(f"one EdgePlacement as served: {json_size} bytes of JSON")
+    decoder = ModelDecoder(EdgePlacement)
+    assert not decoder.decode_page(page).rejected
+    lines = [
+        json.dumps({"type": "MODIFIED", "object": item}, separators=(",", ":")).encode() for item in items
+    ]
+
+    def dict_events() -> None:
+        for line in lines:
+            json.loads(line)
+
+    def typed_events() -> None:
+        for line in lines:
+            decoder.decode_event(line)
+
+    sharing = ModelDecoder(EdgePlacement, share_fields_sets=True)
+
+    def sharing_events() -> None:
+        for line in lines:
+            sharing.decode_event(line)
+
+    rows: list[tuple[str, float, float, str]] = []
+    rows.append(
+        (
+            "decode per listed object",
+            best_of(repeat, lambda: json.loads(page)) / count * 1e6,
+            best_of(repeat, lambda: decoder.decode_page(page)) / count * 1e6,
+            "us",
+        )
+    )
+    rows.append(
+        (
+            "decode per watch event",
+            best_of(repeat, dict_events) / count * 1e6,
+            best_of(repeat, typed_events) / count * 1e6,
+            "us",
+        )
+    )
+    rows.append(
+        (
+            "  same, typed with shared fields sets",
+            rows[-1][1],
+            best_of(repeat, sharing_events) / count * 1e6,
+            "us",
+        )
+    )
+    dict_sync = min(timed_edge_sync(client, count, None) for _ in range(repeat))
+    typed_sync = min(timed_edge_sync(client, count, EdgePlacement) for _ in range(repeat))
+    rows.append(("cold sync (list to synced)", dict_sync, typed_sync, "s"))
+    for label, dict_transform, model_transform in [
+        ("memory per cached object, as served", None, None),
+        ("memory per cached object, managedFields dropped", strip_managed_fields, decode.drop_managed_fields),
+    ]:
+        held_dict = traced_cache_bytes(client, count, dict_transform, EDGE_PATH, None)
+        held_typed = traced_cache_bytes(client, count, model_transform, EDGE_PATH, None, EdgePlacement)
+        rows.append((label, held_dict / count, held_typed / count, "B"))
+        shared = traced_cache_bytes(
+            client, count, model_transform, EDGE_PATH, None, EdgePlacement, share=True
+        )
+        rows.append(("  same, typed with shared fields sets", held_dict / count, shared / count, "B"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, float, float, str]]) -> bool:
+    """Print the typed-vs-dict table; return whether every ratio is within the budget."""
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'figure':<{width}}  {'dict':>10}  {'typed':>10}  typed/dict")
+    ok = True
+    for figure, d, t, unit in rows:
+        ratio = t / d if d else float("inf")
+        ok = ok and (ratio <= BUDGET or figure.startswith(" "))
+        mark = "" if ratio <= BUDGET else f"  over the {BUDGET}x budget"
+        print(f"{figure:<{width}}  {d:>8.2f}{unit:>2}  {t:>8.2f}{unit:>2}  {ratio:>9.2f}x{mark}")
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,6 +344,9 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=1024, help="approximate JSON bytes per object")
     parser.add_argument("--workers", type=int, default=16, help="threads creating the objects")
+    parser.add_argument("--edge-objects", type=int, default=5_000, help="EdgePlacements for typed vs dict")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per typed/dict figure (the best counts)")
+    parser.add_argument("--skip-configmaps", action="store_true", help="only the typed-vs-dict part")
     args = parser.parse_args()
 
     server = KcpServer(Path(tempfile.mkdtemp(prefix="ks-bench-informer-")))
@@ -119,26 +355,36 @@ def main() -> None:
         server.start()
         print(f"kcp started in {time.perf_counter() - started:.1f}s ({server.dir})")
         client = kcp.cluster(server.client(), kcp.ROOT)
-        client.create("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
-        took = create_objects(client, args.objects, args.size, args.workers)
-        print(f"created {args.objects} ConfigMaps in {took:.1f}s ({args.objects / took:.0f}/s)")
-        sample = client.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/cm-00000")
-        json_size = len(json.dumps(sample, separators=(",", ":")))
-        print(f"one object as served: {json_size} bytes of JSON")
-
-        elapsed, grown = timed_sync(client, args.objects)
-        print(f"list+sync: {elapsed:.2f}s ({args.objects / elapsed:.0f} objects/s)")
-        per_object = grown / args.objects
-        print(f"RSS growth with the cache held: {grown / 2**20:.1f} MiB ({per_object:.0f} B/object)")
-        for label, transform in [("as served", None), ("managedFields dropped", strip_managed_fields)]:
-            held = traced_cache_bytes(client, args.objects, transform)
-            print(
-                f"cache ({label}), tracemalloc: {held / 2**20:.1f} MiB "
-                f"({held / args.objects:.0f} B/object, {held / args.objects / json_size:.1f}x its JSON)"
-            )
+        if not args.skip_configmaps:
+            configmaps(client, args)
+        print(f"\n--- typed vs dict over {args.edge_objects} EdgePlacements ---")
+        rows = typed_vs_dict(client, args.edge_objects, args.workers, args.repeat)
+        within = print_table(rows)
+        print(f"\nevery figure within {BUDGET}x of dict: {'yes' if within else 'NO'}")
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def configmaps(client: RestClient, args: argparse.Namespace) -> None:
+    """The dict informer over ConfigMaps: sync time, RSS, cache bytes."""
+    client.create("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+    took = create_objects(client, args.objects, args.size, args.workers)
+    print(f"created {args.objects} ConfigMaps in {took:.1f}s ({args.objects / took:.0f}/s)")
+    sample = client.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/cm-00000")
+    json_size = len(json.dumps(sample, separators=(",", ":")))
+    print(f"one object as served: {json_size} bytes of JSON")
+
+    elapsed, grown = timed_sync(client, args.objects)
+    print(f"list+sync: {elapsed:.2f}s ({args.objects / elapsed:.0f} objects/s)")
+    per_object = grown / args.objects
+    print(f"RSS growth with the cache held: {grown / 2**20:.1f} MiB ({per_object:.0f} B/object)")
+    for label, transform in [("as served", None), ("managedFields dropped", strip_managed_fields)]:
+        held = traced_cache_bytes(client, args.objects, transform)
+        print(
+            f"cache ({label}), tracemalloc: {held / 2**20:.1f} MiB "
+            f"({held / args.objects:.0f} B/object, {held / args.objects / json_size:.1f}x its JSON)"
+        )
 
 
 if __name__ == "__main__":

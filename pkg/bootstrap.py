@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from apis.edge.v2alpha1 import constants as api
+from apis.edge.v2alpha1 import resources as edge_resources
+from apis.machinery.resource import ResourceInfo
 from pkg.runtime import kcp
 from pkg.runtime.rest import ApiError, RestClient
 
@@ -41,8 +44,8 @@ EDGE_EXPORTS_DIR = CONFIG_DIR / "exports"
 KUBE_EXPORTS_DIR = CONFIG_DIR / "kube-exports"
 
 ESPW = "root:espw"
-EDGE_EXPORT = "edge.kubestellar.io"
-EDGE_API = "/apis/edge.kubestellar.io/v2alpha1"
+EDGE_EXPORT = api.EXPORT_NAME
+EDGE_API = api.API_PATH
 DEFAULT_IMW = "imw1"
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -94,11 +97,11 @@ def apply_exports(client: RestClient, cluster: str, docs: Iterable[dict[str, Any
     for doc in (d for d in docs if d["kind"] == "APIResourceSchema"):
         name = doc["metadata"]["name"]
         try:
-            have = c.get(f"{kcp.APIS}/apiresourceschemas/{name}")
+            have = c.get(kcp.API_RESOURCE_SCHEMAS.path(name=name))
         except ApiError as e:
             if not e.not_found:
                 raise
-            c.create(f"{kcp.APIS}/apiresourceschemas", doc)
+            c.create(kcp.API_RESOURCE_SCHEMAS.path(), doc)
             writes += 1
             continue
         if have.get("spec") != doc["spec"]:
@@ -109,16 +112,16 @@ def apply_exports(client: RestClient, cluster: str, docs: Iterable[dict[str, Any
     for doc in (d for d in docs if d["kind"] == "APIExport"):
         name = doc["metadata"]["name"]
         try:
-            have = c.get(f"{kcp.APIS}/apiexports/{name}")
+            have = c.get(kcp.API_EXPORTS.path(name=name))
         except ApiError as e:
             if not e.not_found:
                 raise
-            c.create(f"{kcp.APIS}/apiexports", doc)
+            c.create(kcp.API_EXPORTS.path(), doc)
             writes += 1
             continue
         want = doc.get("spec") or {}
         if any(have.get("spec", {}).get(k) != v for k, v in want.items()):
-            c.patch(f"{kcp.APIS}/apiexports/{name}", {"spec": want})
+            c.patch(kcp.API_EXPORTS.path(name=name), {"spec": want})
             writes += 1
     return writes
 
@@ -174,15 +177,15 @@ def remove_wmw(client: RestClient, name: str) -> bool:
     return kcp.delete_workspace(client, f"{kcp.ROOT}:{name}")
 
 
-def _ensure_object(c: RestClient, collection: str, obj: dict[str, Any]) -> int:
+def _ensure_object(c: RestClient, resource: ResourceInfo, obj: dict[str, Any]) -> int:
     """Create ``obj`` or merge-patch the labels and spec that differ; return writes made."""
     name = obj["metadata"]["name"]
     try:
-        have = c.get(f"{collection}/{name}")
+        have = c.get(resource.path(name=name))
     except ApiError as e:
         if not e.not_found:
             raise
-        c.create(collection, obj)
+        c.create(resource.path(), obj)
         return 1
     patch: dict[str, Any] = {}
     if (have["metadata"].get("labels") or {}) != obj["metadata"].get("labels", {}):
@@ -194,7 +197,7 @@ def _ensure_object(c: RestClient, collection: str, obj: dict[str, Any]) -> int:
         patch["spec"] = obj["spec"]
     if not patch:
         return 0
-    c.patch(f"{collection}/{name}", patch)
+    c.patch(resource.path(name=name), patch)
     return 1
 
 
@@ -206,21 +209,21 @@ def ensure_location(
     writes = ensure_imw(client, imw, timeout)
     c = kcp.cluster(client, f"{kcp.ROOT}:{imw}")
     sync_target = {
-        "apiVersion": "edge.kubestellar.io/v2alpha1",
+        "apiVersion": api.API_VERSION,
         "kind": "SyncTarget",
         "metadata": {"name": name, "labels": {"id": name, **labels}},
     }
     location = {
-        "apiVersion": "edge.kubestellar.io/v2alpha1",
+        "apiVersion": api.API_VERSION,
         "kind": "Location",
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {
-            "resource": {"group": "edge.kubestellar.io", "version": "v2alpha1", "resource": "synctargets"},
+            "resource": {"group": api.GROUP, "version": api.VERSION, "resource": "synctargets"},
             "instanceSelector": {"matchLabels": {"id": name}},
         },
     }
-    writes += _ensure_object(c, f"{EDGE_API}/synctargets", sync_target)
-    writes += _ensure_object(c, f"{EDGE_API}/locations", location)
+    writes += _ensure_object(c, edge_resources.SYNC_TARGETS, sync_target)
+    writes += _ensure_object(c, edge_resources.LOCATIONS, location)
     return writes
 
 

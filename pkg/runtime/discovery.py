@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apis.machinery.resource import ResourceInfo
+from apis.machinery.resource import group_version_path as group_version_path
 from pkg.runtime.rest import ApiError, RestClient
 
 log = logging.getLogger(__name__)
@@ -31,19 +33,12 @@ class APIResource:
 
     def path(self, version: str | None = None, namespace: str | None = None) -> str:
         """The collection path, e.g. ``/apis/apps/v1/namespaces/ns/deployments``."""
-        v = version or self.preferred
-        base = f"/apis/{self.group}/{v}" if self.group else f"/api/{v}"
-        if namespace and self.namespaced:
-            base += f"/namespaces/{namespace}"
-        return f"{base}/{self.resource}"
+        info = ResourceInfo(self.group, version or self.preferred, self.resource, self.kind, self.namespaced)
+        return info.path(namespace=namespace if self.namespaced else None)
 
     @property
     def listable(self) -> bool:
         return {"list", "watch"} <= self.verbs
-
-
-def group_version_path(group: str, version: str) -> str:
-    return f"/apis/{group}/{version}" if group else f"/api/{version}"
 
 
 class Discovery:

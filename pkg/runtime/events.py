@@ -27,7 +27,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from pkg.runtime import kcp
+from pkg.runtime import kcp, kube
 from pkg.runtime.rest import ApiError, RestClient
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class EventRecorder:
                     return
         namespace = ref.namespace or "default"
         events = kcp.cluster(self.client, ref.cluster)
-        path = f"/api/v1/namespaces/{namespace}/events"
+        path = kube.EVENTS.path(namespace=namespace)
         now = _now()
         if seen is not None:
             name, count = seen

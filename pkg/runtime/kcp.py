@@ -18,11 +18,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from apis.machinery.meta import CLUSTER_ANNOTATION as CLUSTER_ANNOTATION
+from apis.machinery.meta import cluster_of as cluster_of
+from apis.machinery.resource import ResourceInfo, group_version_path
+from apis.machinery.resource import cluster_prefix as cluster_prefix
 from pkg.runtime.rest import ApiError, RestClient
 
 KCP_VERSION = "v0.11.0"
@@ -34,12 +38,18 @@ ALLCLUSTERS_CONTEXT = "system:admin"
 
 ROOT = "root"
 WILDCARD = "*"
-CLUSTER_ANNOTATION = "kcp.io/cluster"
 PATH_ANNOTATION = "kcp.io/path"
 
-TENANCY = "/apis/tenancy.kcp.io/v1alpha1"
-APIS = "/apis/apis.kcp.io/v1alpha1"
-CORE = "/apis/core.kcp.io/v1alpha1"
+TENANCY = group_version_path("tenancy.kcp.io", "v1alpha1")
+APIS = group_version_path("apis.kcp.io", "v1alpha1")
+CORE = group_version_path("core.kcp.io", "v1alpha1")
+
+# kcp's resources, for the one path builder (ResourceInfo.path).
+WORKSPACES = ResourceInfo("tenancy.kcp.io", "v1alpha1", "workspaces", "Workspace")
+API_BINDINGS = ResourceInfo("apis.kcp.io", "v1alpha1", "apibindings", "APIBinding")
+API_EXPORTS = ResourceInfo("apis.kcp.io", "v1alpha1", "apiexports", "APIExport")
+API_RESOURCE_SCHEMAS = ResourceInfo("apis.kcp.io", "v1alpha1", "apiresourceschemas", "APIResourceSchema")
+LOGICAL_CLUSTERS = ResourceInfo("core.kcp.io", "v1alpha1", "logicalclusters", "LogicalCluster")
 
 # The workspace type that KubeStellar's workspaces use (binds the kcp core APIs, v0.11.0).
 UNIVERSAL_TYPE = {"name": "universal", "path": "root"}
@@ -55,16 +65,6 @@ def server_origin(server_url: str) -> str:
     """``https://host:port/clusters/root`` -> ``https://host:port``."""
     s = urlsplit(server_url)
     return f"{s.scheme}://{s.netloc}"
-
-
-def cluster_prefix(cluster: str) -> str:
-    """The path prefix of a logical cluster, given its name or its workspace path (``root:wmw1``)."""
-    return f"/clusters/{cluster}"
-
-
-def cluster_of(obj: Mapping[str, Any]) -> str:
-    """The logical cluster an object came from (listed across clusters); '' when unknown."""
-    return str(((obj.get("metadata") or {}).get("annotations") or {}).get(CLUSTER_ANNOTATION, ""))
 
 
 def with_identity(resource: str, identity_hash: str | None) -> str:
@@ -139,7 +139,7 @@ class Workspace:
 def get_workspace(client: RestClient, path: str) -> dict[str, Any] | None:
     parent, name = parent_and_name(path)
     try:
-        result: dict[str, Any] = cluster(client, parent).get(f"{TENANCY}/workspaces/{name}")
+        result: dict[str, Any] = cluster(client, parent).get(WORKSPACES.path(name=name))
         return result
     except ApiError as e:
         if e.not_found:
@@ -169,7 +169,7 @@ def ensure_workspace(
             "spec": {"type": workspace_type or UNIVERSAL_TYPE},
         }
         try:
-            cluster(client, parent).create(f"{TENANCY}/workspaces", body)
+            cluster(client, parent).create(WORKSPACES.path(), body)
         except ApiError as e:
             if not e.already_exists:
                 raise
@@ -191,7 +191,7 @@ def delete_workspace(client: RestClient, path: str) -> bool:
     """Delete workspace ``path``; False when it did not exist."""
     parent, name = parent_and_name(path)
     try:
-        cluster(client, parent).delete(f"{TENANCY}/workspaces/{name}")
+        cluster(client, parent).delete(WORKSPACES.path(name=name))
         return True
     except ApiError as e:
         if e.not_found:
@@ -208,7 +208,7 @@ def ensure_binding(
     """
     c = cluster(client, cluster_name)
     try:
-        existing = c.get(f"{APIS}/apibindings/{binding}")
+        existing = c.get(API_BINDINGS.path(name=binding))
     except ApiError as e:
         if not e.not_found:
             raise
@@ -228,7 +228,7 @@ def ensure_binding(
         "spec": {"reference": {"export": want}},
     }
     try:
-        c.create(f"{APIS}/apibindings", body)
+        c.create(API_BINDINGS.path(), body)
     except ApiError as e:
         if not e.already_exists:
             raise
@@ -242,14 +242,14 @@ def wait_bindings_bound(
     c = cluster(client, cluster_name)
 
     def bound(name: str) -> bool:
-        return (c.get(f"{APIS}/apibindings/{name}").get("status") or {}).get("phase") == "Bound"
+        return (c.get(API_BINDINGS.path(name=name)).get("status") or {}).get("phase") == "Bound"
 
     for name in names:
         wait_for(f"APIBinding {name} in {cluster_name} to be Bound", functools.partial(bound, name), timeout)
 
 
 def get_export(client: RestClient, export_cluster: str, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = cluster(client, export_cluster).get(f"{APIS}/apiexports/{name}")
+    result: dict[str, Any] = cluster(client, export_cluster).get(API_EXPORTS.path(name=name))
     return result
 
 
@@ -286,5 +286,5 @@ def virtual_workspace(client: RestClient, export: dict[str, Any], consumer: str 
 
 def logical_cluster_path(client: RestClient, cluster_name: str) -> str:
     """The workspace path (``root:wmw1``) of a logical cluster, from its LogicalCluster object."""
-    lc = cluster(client, cluster_name).get(f"{CORE}/logicalclusters/cluster")
+    lc = cluster(client, cluster_name).get(LOGICAL_CLUSTERS.path(name="cluster"))
     return str(((lc.get("metadata") or {}).get("annotations") or {}).get(PATH_ANNOTATION, ""))

@@ -30,6 +30,7 @@ from typing import Any
 
 import urllib3
 
+from pkg.runtime import kube
 from pkg.runtime.rest import ApiError, RestClient
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class LeaderElector:
     def __init__(self, client: RestClient, config: LeaderElectionConfig) -> None:
         self.client = client
         self.config = config
-        self._path = f"/apis/coordination.k8s.io/v1/namespaces/{config.namespace}/leases"
+        self._path = kube.LEASES.path(namespace=config.namespace)
         self._observed: dict[str, Any] | None = None
         self._observed_at = 0.0  # monotonic time the observed lease last changed
         self._last_renew = -1e18  # monotonic time of our last successful acquire/renew

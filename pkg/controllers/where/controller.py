@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from apis.edge.v2alpha1 import constants as edge_api
 from pkg import bootstrap
 from pkg.controllers.where.resolve import LOCATION, Destination, Problem, resolve, selected_locations
 from pkg.runtime import kcp
@@ -45,7 +46,7 @@ FIELD_MANAGER = "where-resolver"
 DEFAULT_WORKERS = 2
 
 EDGE_API = bootstrap.EDGE_API
-EDGE_API_VERSION = "edge.kubestellar.io/v2alpha1"
+EDGE_API_VERSION = edge_api.API_VERSION
 CONDITION = "LocationsResolved"
 REASON_RESOLVED = "Resolved"
 REASON_INVALID_SELECTOR = "InvalidSelector"
