@@ -1,10 +1,11 @@
 """Kubernetes label selectors without a server: ``metav1.LabelSelector`` parsing and matching.
 
-:func:`parse_selector` follows ``metav1.LabelSelectorAsSelector``: ``matchLabels`` and
-``matchExpressions`` are ANDed; the operators are ``In``, ``NotIn``, ``Exists`` and
-``DoesNotExist``; keys and values are checked by the Kubernetes label syntax rules.  ``None`` and
-``{}`` match every label set.  Anything malformed raises :class:`SelectorError` whose message names
-the problem; callers treat such a selector as matching nothing (spec decision 7).
+:func:`parse_selector` (a dict) and :func:`selector_of` (a ``LabelSelector`` model) follow
+``metav1.LabelSelectorAsSelector``: ``matchLabels`` and ``matchExpressions`` are ANDed; the
+operators are ``In``, ``NotIn``, ``Exists`` and ``DoesNotExist``; keys and values are checked by
+the Kubernetes label syntax rules.  ``None`` and ``{}`` match every label set.  Anything
+malformed raises :class:`SelectorError` whose message names the problem; callers treat such a
+selector as matching nothing (spec decision 7).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from apis.edge.v2alpha1 import LabelSelector
 
 __all__ = [
     "Requirement",
@@ -20,6 +24,7 @@ __all__ = [
     "SelectorError",
     "matches_any",
     "parse_selector",
+    "selector_of",
     "validate_label_key",
     "validate_label_value",
 ]
@@ -149,21 +154,25 @@ def parse_selector(sel: Mapping[str, Any] | None) -> Selector:
 def _parse_expression(expr: object, where: str) -> Requirement:
     if not isinstance(expr, Mapping):
         raise SelectorError(f"{where} must be an object")
-    key = expr.get("key")
-    _check(validate_label_key(key), where)
-    assert isinstance(key, str)
-    op = expr.get("operator")
-    if not isinstance(op, str) or op not in _OPERATORS:
-        shown = f'"{op}"' if isinstance(op, str) else repr(op)
-        raise SelectorError(f"unknown operator {shown} in {where}")
     raw_values = expr.get("values")
     if raw_values is None:
         raw_values = []
     if isinstance(raw_values, str | bytes) or not isinstance(raw_values, Sequence):
         raise SelectorError(f"{where}: values must be a list")
+    return _requirement(expr.get("key"), expr.get("operator"), raw_values, where)
+
+
+def _requirement(key: object, op: object, raw_values: Sequence[object], where: str) -> Requirement:
+    """The semantic checks of one expression: key and values syntax, operator, value count."""
+    _check(validate_label_key(key), where)
+    assert isinstance(key, str)
+    if not isinstance(op, str) or op not in _OPERATORS:
+        shown = f'"{op}"' if isinstance(op, str) else repr(op)
+        raise SelectorError(f"unknown operator {shown} in {where}")
     values: list[str] = []
     for j, v in enumerate(raw_values):
         _check(validate_label_value(v), f"{where}.values[{j}]")
+        assert isinstance(v, str)
         values.append(v)
     if op in ("In", "NotIn"):
         if not values:
@@ -174,6 +183,22 @@ def _parse_expression(expr: object, where: str) -> Requirement:
             raise SelectorError(f"{where}: values must be empty for operator {op}")
         operator = "Exists" if op == "Exists" else "DoesNotExist"
     return Requirement(key, operator, frozenset(values))
+
+
+def selector_of(sel: LabelSelector | None) -> Selector:
+    """Parse a ``LabelSelector`` model (its types already checked by the schema); raise
+    :class:`SelectorError` for what the schema cannot see: bad keys and values, an unknown
+    operator, values given or missing against the operator."""
+    if sel is None:
+        return Selector()
+    reqs: list[Requirement] = []
+    for key, value in (sel.match_labels or {}).items():
+        _check(validate_label_key(key), "matchLabels")
+        _check(validate_label_value(value), f"matchLabels[{key!r}]")
+        reqs.append(Requirement(key, "In", frozenset({value})))
+    for i, expr in enumerate(sel.match_expressions or ()):
+        reqs.append(_requirement(expr.key, expr.operator, expr.values or (), f"matchExpressions[{i}]"))
+    return Selector(tuple(reqs))
 
 
 def matches_any(selectors: Sequence[Selector], labels: Mapping[str, str]) -> bool:

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apis.edge.v2alpha1 import EdgePlacement
 from pkg.controllers.translator.desired import CopyKey, Desired
 from pkg.controllers.translator.written import Written
+from pkg.controllers.typed import Decoded
 from pkg.controllers.what.select import EDGE_GROUP, PROJECTED_LABEL, GroupResource
 from pkg.runtime import kcp
 from pkg.runtime.controller import Controller, Result
@@ -79,7 +81,7 @@ class State:
     _shared: dict[tuple[GroupResource, str], Informer]
     _bound: dict[GroupResource, tuple[str, tuple[str, ...], str]]
     _natives: dict[GroupResource, APIResource]
-    eps: Informer
+    eps: Decoded[EdgePlacement]
     workspaces: Informer
     syncer_configs: Informer
     compute_ctl: Controller[str]

@@ -25,12 +25,24 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
 
+from apis.edge.v2alpha1 import (
+    ClusterScopeDownsyncResource,
+    Customizer,
+    EdgePlacementSpec,
+    Location,
+    NamespaceAndNames,
+    NamespaceScopeDownsyncObjects,
+    NamespaceScopeDownsyncs,
+    SinglePlacement,
+    SyncerConfigSpec,
+    UpsyncSet,
+)
 from pkg.controllers.translator.project import create_form
 from pkg.controllers.what.select import (
     CompiledPlacement,
@@ -43,7 +55,9 @@ from pkg.controllers.what.select import (
     pick_version,
     selects,
 )
+from pkg.controllers.where.resolve import destination_key
 from pkg.customize import CustomizeError, customize, customizer_ref, needs_parameters
+from pkg.runtime.meta import Meta
 
 CRDS = GroupResource("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACES = GroupResource("", "namespaces")
@@ -54,26 +68,14 @@ def mailbox_name(cluster: str, sync_target_uid: str) -> str:
     return f"{cluster}-mb-{sync_target_uid}"
 
 
-@dataclass(frozen=True, order=True)
-class Destination:
-    cluster: str
-    location_name: str
-    sync_target_name: str
-    sync_target_uid: str
+def mailbox_of(d: SinglePlacement) -> str:
+    """The mailbox workspace of a destination."""
+    return mailbox_name(d.cluster, d.sync_target_uid)
 
-    mailbox: str = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mailbox", mailbox_name(self.cluster, self.sync_target_uid))
-
-    @classmethod
-    def of(cls, d: Mapping[str, Any]) -> Destination:
-        return cls(
-            str(d.get("cluster", "")),
-            str(d.get("locationName", "")),
-            str(d.get("syncTargetName", "")),
-            str(d.get("syncTargetUID", "")),
-        )
+def destinations(found: Iterable[SinglePlacement]) -> list[SinglePlacement]:
+    """Destinations without duplicates, sorted by (cluster, location, SyncTarget name, UID)."""
+    return sorted({destination_key(d): d for d in found}.values(), key=destination_key)
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,12 @@ class ResourceInfo:
 
 @dataclass
 class Placement:
+    """One EdgePlacement of a WMW: its spec and the destinations of its SinglePlacementSlice
+    (as :func:`destinations` orders them)."""
+
     name: str
-    spec: Mapping[str, Any]
-    destinations: Sequence[Destination]
+    spec: EdgePlacementSpec | None
+    destinations: Sequence[SinglePlacement]
 
 
 @dataclass
@@ -104,7 +109,7 @@ class Workspace:
     resources: Mapping[GroupResource, ResourceInfo]
     objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]]
     namespaces: Mapping[str, Mapping[str, str]]  # namespace name -> its labels
-    customizers: Mapping[tuple[str, str], Mapping[str, Any]]  # (namespace, name) -> Customizer
+    customizers: Mapping[tuple[str, str], Customizer]  # (namespace, name) -> Customizer
 
 
 @dataclass(frozen=True, order=True)
@@ -142,7 +147,9 @@ class Problem:
 @dataclass
 class MailboxDesired:
     mailbox: str
-    syncer_config: dict[str, Any] = field(default_factory=lambda: {"namespaceScope": {}})
+    syncer_config: SyncerConfigSpec = field(
+        default_factory=lambda: SyncerConfigSpec(namespace_scope=NamespaceScopeDownsyncs())
+    )
     copies: dict[CopyKey, Copy] = field(default_factory=dict)
     held: dict[CopyKey, str] = field(default_factory=dict)  # key -> reason
 
@@ -159,7 +166,7 @@ class Desired:
     placement_problems: dict[tuple[str, str], list[str]]
     # (WMW cluster, placement name) -> its resolved what (selected objects, upsync) and where
     whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = field(default_factory=dict)
-    wheres: dict[tuple[str, str], tuple[Destination, ...]] = field(default_factory=dict)
+    wheres: dict[tuple[str, str], tuple[SinglePlacement, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,8 +179,8 @@ class _Contribution:
 
 
 def _key(gr: GroupResource, obj: Mapping[str, Any]) -> CopyKey:
-    md = obj.get("metadata") or {}
-    return CopyKey(gr, str(md.get("namespace") or ""), str(md.get("name") or ""))
+    meta = Meta(obj)
+    return CopyKey(gr, meta.namespace, meta.name)
 
 
 def _selected(
@@ -182,16 +189,16 @@ def _selected(
     """The objects of ``ws`` that a placement selects, and which of them are implicit CRDs."""
     problems.extend(_unknown_resources(compiled, ws))
     parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
-    crds = {str((o.get("metadata") or {}).get("name")): o for o in ws.objects.get(CRDS, ())}
+    crds = {Meta(o).name: o for o in ws.objects.get(CRDS, ())}
     crd_info = ws.resources.get(CRDS)
     for gr, info in ws.resources.items():
         if excluded(gr) or not could_select(compiled, gr):
             continue
         for obj in ws.objects.get(gr, ()):
-            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            meta = Meta(obj)
+            if meta.deleting:
                 continue
-            ns = str((obj.get("metadata") or {}).get("namespace") or "")
-            ns_labels: Mapping[str, str] | None = ws.namespaces.get(ns) if info.namespaced else {}
+            ns_labels: Mapping[str, str] | None = ws.namespaces.get(meta.namespace) if info.namespaced else {}
             if selects(compiled, gr, obj, ns_labels):
                 parts[_key(gr, obj)] = (obj, info)
     # A selected custom object brings the CRD that defines it (an explicit selection wins).
@@ -217,14 +224,16 @@ def _unknown_resources(compiled: CompiledPlacement, ws: Workspace) -> list[str]:
 
 
 def _params(
-    locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Mapping[str, Any]]
+    locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]
 ) -> tuple[dict[str, str], set[str]]:
     """Union of the Locations' labels over annotations; keys with differing values are conflicts."""
     merged: dict[str, str] = {}
     conflicts: set[str] = set()
     for loc in sorted(locations):
-        md = (catalog.get(loc) or {}).get("metadata") or {}
-        values = {**(md.get("annotations") or {}), **(md.get("labels") or {})}
+        found = catalog.get(loc)
+        if found is None:
+            continue
+        values = {**(found.metadata.annotations or {}), **(found.metadata.labels or {})}
         for k, v in values.items():
             if k in merged and merged[k] != v:
                 conflicts.add(k)
@@ -246,28 +255,29 @@ def _copy_body(
     Sources and Customizers are the informers' cached dicts, which are replaced, never mutated."""
     ref = customizer_ref(obj)
     customizer = ws.customizers.get(ref) if ref else None
-    md = obj.get("metadata") or {}
-    cmd = (customizer or {}).get("metadata") or {}
+    meta = Meta(obj)
+    cmd = customizer.metadata if customizer is not None else None
     used = tuple(sorted(params.items())) if needs_parameters(obj, customizer) else ()
     key = (
         ws.cluster,
         id(obj),  # cached objects are never mutated: the same dict is the same content
         id(customizer),
-        md.get("uid"),
-        md.get("resourceVersion"),
+        meta.uid,
+        meta.resource_version,
         ref,
-        cmd.get("uid"),
-        cmd.get("resourceVersion"),
+        cmd.uid if cmd else None,
+        cmd.resource_version if cmd else None,
         used,
         api_version,
     )
-    if md.get("uid") and md.get("resourceVersion"):
+    cacheable = bool(meta.uid and meta.resource_version)
+    if cacheable:
         with _BODIES_LOCK:
             cached = _BODIES.get(key)
         if cached is not None:
             return cached
     body = create_form(customize(obj, customizer, params), api_version)
-    if md.get("uid") and md.get("resourceVersion"):
+    if cacheable:
         with _BODIES_LOCK:
             _BODIES[key] = body
     return body
@@ -323,12 +333,12 @@ class _Reach:
     placement: Placement
     compiled: CompiledPlacement
     parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]]
-    destination: Destination
+    destination: SinglePlacement
 
 
 def compute(
     workspaces: Sequence[Workspace],
-    locations: Mapping[tuple[str, str], Mapping[str, Any]],
+    locations: Mapping[tuple[str, str], Location],
     mailboxes: Sequence[str] = (),
     memo: Memo | None = None,
 ) -> Desired:
@@ -339,7 +349,7 @@ def compute(
     problems: list[Problem] = []
     placement_problems: dict[tuple[str, str], list[str]] = {}
     whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = {}
-    wheres: dict[tuple[str, str], tuple[Destination, ...]] = {}
+    wheres: dict[tuple[str, str], tuple[SinglePlacement, ...]] = {}
     reaching: dict[str, list[_Reach]] = defaultdict(list)  # mailbox -> what reaches it
     fingerprints: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     tokens: dict[tuple[Any, ...], int] = {}
@@ -352,21 +362,19 @@ def compute(
             compiled, issues = compile_placement(p.spec)
             parts, implicit = _selected(ws, compiled, issues)
             placement_problems[(ws.cluster, p.name)] = issues
-            whats[(ws.cluster, p.name)] = (
-                tuple(sorted(parts)),
-                tuple(json.dumps(u, sort_keys=True) for u in p.spec.get("upsync") or []),
-            )
+            whats[(ws.cluster, p.name)] = (tuple(sorted(parts)), tuple(_json(u) for u in compiled.upsync))
             wheres[(ws.cluster, p.name)] = tuple(p.destinations)
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
             token = 0
             if memo is not None:
-                spec = json.dumps(p.spec, sort_keys=True, default=str)
+                spec = p.spec.model_dump_json(exclude_unset=True) if p.spec is not None else ""
                 content = (ws_inputs, p.name, spec, frozenset(id(obj) for obj, _ in parts.values()))
                 token = memo._token(content, tokens)
             for d in p.destinations:
-                reaching[d.mailbox].append(_Reach(ws, p, compiled, parts, d))
-                fingerprints[d.mailbox].append((token, d.cluster, d.location_name))
+                mailbox = mailbox_of(d)
+                reaching[mailbox].append(_Reach(ws, p, compiled, parts, d))
+                fingerprints[mailbox].append((token, d.cluster, d.location_name))
             if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
             for key in parts:
@@ -404,29 +412,34 @@ def compute(
     return Desired(out, problems, executing_counts, singleton_sources, placement_problems, whats, wheres)
 
 
-def _ids(customizers: Mapping[tuple[str, str], Mapping[str, Any]]) -> frozenset[tuple[tuple[str, str], int]]:
+def _ids(customizers: Mapping[tuple[str, str], Customizer]) -> frozenset[tuple[tuple[str, str], int]]:
     return frozenset((ref, id(c)) for ref, c in customizers.items())
 
 
-def _location_values(loc: Mapping[str, Any] | None) -> tuple[tuple[tuple[str, Any], ...], ...]:
+def _json(u: UpsyncSet) -> str:
+    return json.dumps(u.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+
+
+def _location_values(loc: Location | None) -> tuple[tuple[tuple[str, Any], ...], ...]:
     """What :func:`_params` reads of a Location."""
-    md = (loc or {}).get("metadata") or {}
+    if loc is None:
+        return ((), ())
     return (
-        tuple(sorted((md.get("labels") or {}).items())),
-        tuple(sorted((md.get("annotations") or {}).items())),
+        tuple(sorted((loc.metadata.labels or {}).items())),
+        tuple(sorted((loc.metadata.annotations or {}).items())),
     )
 
 
 def _mailbox(
     mailbox: str,
     reaching: Sequence[_Reach],
-    locations: Mapping[tuple[str, str], Mapping[str, Any]],
+    locations: Mapping[tuple[str, str], Location],
     path_of: Mapping[str, str],
 ) -> _MailboxResult:
     """One mailbox's desired content, from the placements (and Locations) that reach it."""
     problems: list[Problem] = []
     entries: dict[CopyKey, dict[str, _Contribution]] = defaultdict(dict)  # key -> WMW cluster -> ...
-    upsync: list[Mapping[str, Any]] = []
+    upsync: list[UpsyncSet] = []
     by_cluster: dict[str, Workspace] = {}
     for r in reaching:
         by_cluster[r.ws.cluster] = r.ws
@@ -511,9 +524,11 @@ def _mailbox(
 
 
 def syncer_config_spec(
-    listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The spec of ``the-one``: per-object lists, sorted, so equal content is byte-equal."""
+    listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[UpsyncSet]
+) -> SyncerConfigSpec:
+    """The spec of ``the-one``: per-object lists, sorted, so equal content is byte-equal
+    (``namespacedObjects`` by resource, ``objectsByNamespace``, ``names``, ``clusterScope``,
+    ``objects``, and the UpsyncSets by canonical JSON; ``namespaceScope`` empty)."""
     namespaced: dict[tuple[GroupResource, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     cluster: dict[tuple[GroupResource, str], set[str]] = defaultdict(set)
     for key, version, is_namespaced in listed:
@@ -521,25 +536,34 @@ def syncer_config_spec(
             namespaced[(key.gr, version)][key.namespace].add(key.name)
         else:
             cluster[(key.gr, version)].add(key.name)
-    spec: dict[str, Any] = {"namespaceScope": {}}
+    spec = SyncerConfigSpec(namespace_scope=NamespaceScopeDownsyncs())
     if namespaced:
-        spec["namespacedObjects"] = [
-            {
-                "group": gr.group,
-                "resource": gr.resource,
-                "apiVersion": version,
-                "objectsByNamespace": [
-                    {"namespace": ns, "names": sorted(names)} for ns, names in sorted(by_ns.items())
+        spec.namespaced_objects = [
+            NamespaceScopeDownsyncObjects.model_construct(
+                group=gr.group,
+                resource=gr.resource,
+                api_version=version,
+                objects_by_namespace=[
+                    NamespaceAndNames.model_construct(namespace=ns, names=sorted(names))
+                    for ns, names in sorted(by_ns.items())
                 ],
-            }
+            )
             for (gr, version), by_ns in sorted(namespaced.items())
         ]
     if cluster:
-        spec["clusterScope"] = [
-            {"group": gr.group, "resource": gr.resource, "apiVersion": version, "objects": sorted(names)}
+        spec.cluster_scope = [
+            ClusterScopeDownsyncResource.model_construct(
+                group=gr.group, resource=gr.resource, api_version=version, objects=sorted(names)
+            )
             for (gr, version), names in sorted(cluster.items())
         ]
     canonical = canonical_upsync(upsync)
     if canonical:
-        spec["upsync"] = canonical
+        spec.upsync = canonical
     return spec
+
+
+def syncer_config_json(spec: SyncerConfigSpec) -> dict[str, Any]:
+    """The spec as the API writes it (what :func:`syncer_config_spec` set, camelCase)."""
+    body: dict[str, Any] = spec.model_dump(mode="json", exclude_unset=True)
+    return body

@@ -26,7 +26,15 @@ from pkg.controllers.translator.base import (
 )
 from pkg.controllers.translator.base import md as _md
 from pkg.controllers.translator.base import name_of as _name
-from pkg.controllers.translator.desired import CRDS, NAMESPACES, CopyKey, Desired, MailboxDesired
+from pkg.controllers.translator.desired import (
+    CRDS,
+    NAMESPACES,
+    CopyKey,
+    Desired,
+    MailboxDesired,
+    mailbox_of,
+    syncer_config_json,
+)
 from pkg.controllers.translator.project import needs_update, update_form
 from pkg.controllers.what.select import EDGE_GROUP, PROJECTED_LABEL, GroupResource, excluded
 from pkg.runtime import kcp
@@ -295,7 +303,7 @@ class MailboxWriter(State):
             return RETRY_SOON
 
         # `the-one` last: it lists what the mailbox now holds.
-        spec = want.syncer_config
+        spec = syncer_config_json(want.syncer_config)
         if the_one is None and not self.discovery.serves(client, EDGE_GROUP, "v2alpha1", "syncerconfigs"):
             log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
             return RETRY_SOON  # its bind-edge is still binding
@@ -334,7 +342,7 @@ class MailboxWriter(State):
             return
         self._refused[mailbox] = refused
         for key, destinations in desired.wheres.items():
-            if any(d.mailbox == mailbox for d in destinations):
+            if any(mailbox_of(d) == mailbox for d in destinations):
                 self.status_ctl.enqueue(key)
 
     def _set_waiting(self, mailbox: str, waiting: list[str], desired: Desired) -> None:
@@ -343,7 +351,7 @@ class MailboxWriter(State):
             return
         self._waiting[mailbox] = (waiting, time.monotonic())
         for key, destinations in desired.wheres.items():
-            if any(d.mailbox == mailbox for d in destinations):
+            if any(mailbox_of(d) == mailbox for d in destinations):
                 self.status_ctl.enqueue(key)
 
     def _create(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
+from pkg.controllers import conditions
 from pkg.controllers.translator.base import EDGE, NAME, WAIT_REPORTED_AFTER, State
 from pkg.controllers.translator.base import md as _md
-from pkg.controllers.translator.desired import NAMESPACES, CopyKey
+from pkg.controllers.translator.desired import NAMESPACES, CopyKey, mailbox_of
 from pkg.controllers.translator.mailbox import _collection, _gv
 from pkg.controllers.what.select import EDGE_GROUP, EXECUTING_COUNT
 from pkg.runtime import kcp
@@ -26,6 +26,8 @@ from pkg.runtime.rest import ApiError
 from pkg.runtime.store import make_key
 
 log = logging.getLogger(__name__)
+
+PROJECTED = "Projected"
 
 
 class StatusWriter(State):
@@ -83,7 +85,8 @@ class StatusWriter(State):
         cluster, name = key
         desired = self._desired
         wkey = f"{cluster}|placement|{name}"
-        ep = self._written.fresh(wkey, self.eps.get(make_key(cluster, "", name)))
+        raw = self._written.fresh(wkey, self.eps.informer.get(make_key(cluster, "", name)))
+        ep = self.eps.decode(raw) if raw is not None else None  # ours, when fresher than the cache
         if desired is None or ep is None:
             return None
         issues = list(desired.placement_problems.get(key, []))
@@ -92,49 +95,33 @@ class StatusWriter(State):
                 issues.append(p.message)
         selected = set(desired.whats.get(key, ((), ()))[0])
         for d in desired.wheres.get(key, ()):
-            issues.extend(m for k, m in self._refused.get(d.mailbox, {}).items() if k in selected)
+            issues.extend(m for k, m in self._refused.get(mailbox_of(d), {}).items() if k in selected)
         # A short wait (a CRD being established) is normal; one that lasts is reported.
         now = time.monotonic()
-        waits = [self._waiting.get(d.mailbox, ([], now)) for d in desired.wheres.get(key, ())]
+        waits = [self._waiting.get(mailbox_of(d), ([], now)) for d in desired.wheres.get(key, ())]
         waiting = sorted(
             {w for reasons, since in waits if now - since >= WAIT_REPORTED_AFTER for w in reasons}
         )
         pending = [since + WAIT_REPORTED_AFTER - now for reasons, since in waits if reasons]
+        status: conditions.Status
         status, reason = ("False", "HeldBack") if issues else ("True", "Projected")
         if waiting and not issues:
             status, reason, issues = "False", "Waiting", waiting
         message = "; ".join(sorted(set(issues)))[:2000] if issues else "every selected object is projected"
-        current = next(
-            (c for c in (ep.get("status") or {}).get("conditions") or [] if c.get("type") == "Projected"),
-            None,
-        )
+        current = conditions.find(ep.status.conditions if ep.status else None, PROJECTED)
         again = Result(requeue_after=max(0.1, min(pending))) if pending and not waiting else None
-        if current and (current.get("status"), current.get("reason"), current.get("message")) == (
-            status,
-            reason,
-            message,
-        ):
+        condition = conditions.desired_condition(
+            current, PROJECTED, status, reason, message, ep.metadata.generation or 0
+        )
+        if conditions.unchanged(current, condition, generation=False):
             return again
-        since = current.get("lastTransitionTime") if current and current.get("status") == status else None
-        condition = {
-            "type": "Projected",
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "observedGeneration": _md(ep).get("generation", 0),
-            "lastTransitionTime": since or _now(),
-        }
         body = {
             "apiVersion": f"{EDGE_GROUP}/v2alpha1",
             "kind": "EdgePlacement",
             "metadata": {"name": name},
-            "status": {"conditions": [condition]},
+            "status": {"conditions": [conditions.to_json(condition)]},
         }
         self._written.wrote(
             wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
         )
         return again
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
