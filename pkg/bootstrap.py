@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from apis.edge.v2alpha1 import constants as api
 from pkg.runtime import kcp
 from pkg.runtime.rest import ApiError, RestClient
 
@@ -24,8 +25,8 @@ EDGE_EXPORTS_DIR = REPO / "config" / "exports"
 KUBE_EXPORTS_DIR = REPO / "config" / "kube-exports"
 
 ESPW = "root:espw"
-EDGE_EXPORT = "edge.kubestellar.io"
-EDGE_API = "/apis/edge.kubestellar.io/v2alpha1"
+EDGE_EXPORT = api.EXPORT_NAME
+EDGE_API = api.API_PATH
 DEFAULT_IMW = "imw1"
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

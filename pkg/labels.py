@@ -1,22 +1,17 @@
-"""Kubernetes label selectors without a server: ``metav1.LabelSelector`` parsing and matching.
+"""Label selectors: kept as an alias of :mod:`apis.machinery.labels`, where the code now lives (the
+generated listers, below ``pkg`` in the layering, match with it too)."""
 
-:func:`parse_selector` (a dict) and :func:`selector_of` (a ``LabelSelector`` model) follow
-``metav1.LabelSelectorAsSelector``: ``matchLabels`` and ``matchExpressions`` are ANDed; the
-operators are ``In``, ``NotIn``, ``Exists`` and ``DoesNotExist``; keys and values are checked by
-the Kubernetes label syntax rules.  ``None`` and ``{}`` match every label set.  Anything
-malformed raises :class:`SelectorError` whose message names the problem; callers treat such a
-selector as matching nothing (spec decision 7).
-"""
-
-from __future__ import annotations
-
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from apis.edge.v2alpha1 import LabelSelector
+from apis.machinery.labels import (
+    Requirement,
+    Selector,
+    SelectorError,
+    matches_any,
+    parse_selector,
+    parse_selector_string,
+    selector_of,
+    validate_label_key,
+    validate_label_value,
+)
 
 __all__ = [
     "Requirement",
@@ -24,183 +19,8 @@ __all__ = [
     "SelectorError",
     "matches_any",
     "parse_selector",
+    "parse_selector_string",
     "selector_of",
     "validate_label_key",
     "validate_label_value",
 ]
-
-Operator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
-_OPERATORS: frozenset[str] = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
-
-_NAME_MAX = 63
-_PREFIX_MAX = 253
-_NAME_RE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-class SelectorError(ValueError):
-    """A label selector that cannot be used; ``str(err)`` names the problem."""
-
-
-def validate_label_key(key: object) -> str | None:
-    """The problem with label key ``key`` (Kubernetes qualified-name rules), or ``None`` if valid."""
-    if not isinstance(key, str):
-        return f"label key {key!r} must be a string"
-    if key == "":
-        return "label key must not be empty"
-    prefix, slash, name = key.rpartition("/")
-    if slash:
-        if prefix == "":
-            return f"invalid label key {key!r}: prefix part must not be empty"
-        if len(prefix) > _PREFIX_MAX:
-            return f"invalid label key {key!r}: prefix part must be no more than {_PREFIX_MAX} characters"
-        if "/" in prefix or not all(_DNS_LABEL_RE.fullmatch(part) for part in prefix.split(".")):
-            return (
-                f"invalid label key {key!r}: prefix part must be a lowercase RFC 1123 subdomain "
-                "(e.g. 'example.com')"
-            )
-    if name == "":
-        return f"invalid label key {key!r}: name part must not be empty"
-    if len(name) > _NAME_MAX:
-        return f"invalid label key {key!r}: name part must be no more than {_NAME_MAX} characters"
-    if not _NAME_RE.fullmatch(name):
-        return (
-            f"invalid label key {key!r}: name part must consist of alphanumeric characters, '-', '_' "
-            "or '.', and must start and end with an alphanumeric character"
-        )
-    return None
-
-
-def validate_label_value(value: object) -> str | None:
-    """The problem with label value ``value``, or ``None`` if valid (the empty string is valid)."""
-    if not isinstance(value, str):
-        return f"label value {value!r} must be a string"
-    if value == "":
-        return None
-    if len(value) > _NAME_MAX:
-        return f"invalid label value {value!r}: must be no more than {_NAME_MAX} characters"
-    if not _NAME_RE.fullmatch(value):
-        return (
-            f"invalid label value {value!r}: must consist of alphanumeric characters, '-', '_' or '.', "
-            "and must start and end with an alphanumeric character"
-        )
-    return None
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One ANDed condition: ``key`` ``operator`` ``values``."""
-
-    key: str
-    operator: Operator
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        present = self.key in labels
-        if self.operator == "Exists":
-            return present
-        if self.operator == "DoesNotExist":
-            return not present
-        if self.operator == "In":
-            return present and labels[self.key] in self.values
-        # NotIn: an absent key satisfies it, as in Kubernetes.
-        return not present or labels[self.key] not in self.values
-
-
-@dataclass(frozen=True)
-class Selector:
-    """A parsed label selector: the AND of its requirements.  No requirement = matches everything."""
-
-    requirements: tuple[Requirement, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.matches(labels) for r in self.requirements)
-
-    @property
-    def empty(self) -> bool:
-        """True when this selector matches every label set."""
-        return not self.requirements
-
-
-def _check(problem: str | None, where: str) -> None:
-    if problem is not None:
-        raise SelectorError(f"{where}: {problem}")
-
-
-def parse_selector(sel: Mapping[str, Any] | None) -> Selector:
-    """Parse a ``metav1.LabelSelector`` given as a dict; raise :class:`SelectorError` if invalid."""
-    if sel is None:
-        return Selector()
-    if not isinstance(sel, Mapping):
-        raise SelectorError(f"label selector must be an object, not {type(sel).__name__}")
-    reqs: list[Requirement] = []
-    match_labels = sel.get("matchLabels")
-    if match_labels is not None:
-        if not isinstance(match_labels, Mapping):
-            raise SelectorError("matchLabels must be an object mapping keys to values")
-        for key, value in match_labels.items():
-            _check(validate_label_key(key), "matchLabels")
-            _check(validate_label_value(value), f"matchLabels[{key!r}]")
-            reqs.append(Requirement(key, "In", frozenset({value})))
-    exprs = sel.get("matchExpressions")
-    if exprs is not None:
-        if isinstance(exprs, str | bytes) or not isinstance(exprs, Sequence):
-            raise SelectorError("matchExpressions must be a list")
-        for i, expr in enumerate(exprs):
-            reqs.append(_parse_expression(expr, f"matchExpressions[{i}]"))
-    return Selector(tuple(reqs))
-
-
-def _parse_expression(expr: object, where: str) -> Requirement:
-    if not isinstance(expr, Mapping):
-        raise SelectorError(f"{where} must be an object")
-    raw_values = expr.get("values")
-    if raw_values is None:
-        raw_values = []
-    if isinstance(raw_values, str | bytes) or not isinstance(raw_values, Sequence):
-        raise SelectorError(f"{where}: values must be a list")
-    return _requirement(expr.get("key"), expr.get("operator"), raw_values, where)
-
-
-def _requirement(key: object, op: object, raw_values: Sequence[object], where: str) -> Requirement:
-    """The semantic checks of one expression: key and values syntax, operator, value count."""
-    _check(validate_label_key(key), where)
-    assert isinstance(key, str)
-    if not isinstance(op, str) or op not in _OPERATORS:
-        shown = f'"{op}"' if isinstance(op, str) else repr(op)
-        raise SelectorError(f"unknown operator {shown} in {where}")
-    values: list[str] = []
-    for j, v in enumerate(raw_values):
-        _check(validate_label_value(v), f"{where}.values[{j}]")
-        assert isinstance(v, str)
-        values.append(v)
-    if op in ("In", "NotIn"):
-        if not values:
-            raise SelectorError(f"{where}: values must be non-empty for operator {op}")
-        operator: Operator = "In" if op == "In" else "NotIn"
-    else:
-        if values:
-            raise SelectorError(f"{where}: values must be empty for operator {op}")
-        operator = "Exists" if op == "Exists" else "DoesNotExist"
-    return Requirement(key, operator, frozenset(values))
-
-
-def selector_of(sel: LabelSelector | None) -> Selector:
-    """Parse a ``LabelSelector`` model (its types already checked by the schema); raise
-    :class:`SelectorError` for what the schema cannot see: bad keys and values, an unknown
-    operator, values given or missing against the operator."""
-    if sel is None:
-        return Selector()
-    reqs: list[Requirement] = []
-    for key, value in (sel.match_labels or {}).items():
-        _check(validate_label_key(key), "matchLabels")
-        _check(validate_label_value(value), f"matchLabels[{key!r}]")
-        reqs.append(Requirement(key, "In", frozenset({value})))
-    for i, expr in enumerate(sel.match_expressions or ()):
-        reqs.append(_requirement(expr.key, expr.operator, expr.values or (), f"matchExpressions[{i}]"))
-    return Selector(tuple(reqs))
-
-
-def matches_any(selectors: Sequence[Selector], labels: Mapping[str, str]) -> bool:
-    """True iff some selector matches ``labels``; False for an empty list."""
-    return any(s.matches(labels) for s in selectors)

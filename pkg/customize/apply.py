@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from apis.edge.v2alpha1 import Customizer
+from apis.edge.v2alpha1 import constants as api
 from pkg.customize.errors import CustomizeError
 from pkg.customize.expand import IDENTITY_FIELDS, expand_object, expand_string
 from pkg.customize.jsonpath import parse_path, write_in_place
@@ -33,8 +34,8 @@ __all__ = [
     "wants_expansion",
 ]
 
-EXPAND_ANNOTATION = "edge.kubestellar.io/expand-parameters"
-CUSTOMIZER_ANNOTATION = "edge.kubestellar.io/customizer"
+EXPAND_ANNOTATION = api.EXPAND_PARAMETERS_ANNOTATION
+CUSTOMIZER_ANNOTATION = api.CUSTOMIZER_ANNOTATION
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_LABEL = re.compile(_LABEL)

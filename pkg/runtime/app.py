@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pkg.runtime import kcp
+from pkg.runtime import decode, kcp
 from pkg.runtime.connections import Connections, add_common_flags
 from pkg.runtime.events import EventRecorder
 from pkg.runtime.informer import SharedInformerFactory
@@ -56,8 +56,13 @@ def drop_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 def build_manager(name: str, args: argparse.Namespace, setups: list[Setup]) -> tuple[Manager, EventRecorder]:
     """Build the connections, factory, recorder and Manager, and let each setup add its controllers."""
     conns = Connections.from_args(args)
-    factory = SharedInformerFactory(transform=drop_managed_fields)
     recorder = EventRecorder(conns.allclusters, name)
+    # Typed informers report objects their model rejects as Events through the same recorder.
+    factory = SharedInformerFactory(
+        transform=drop_managed_fields,
+        model_transform=decode.drop_managed_fields,
+        event_recorder=recorder,
+    )
     election = LeaderElectionConfig(lease_name=name) if args.leader_elect else None
     manager = Manager(
         name,

@@ -35,6 +35,18 @@ Objects are plain decoded-JSON dicts, shared between the cache and all handlers:
 read-only.  Items of a list get ``kind`` and ``apiVersion`` from the list when they lack them, so
 listed and watched objects look alike.
 
+**Typed informers** (``model=EdgePlacement``, any generated model class): each list page and watch
+event is decoded from its raw bytes into the model once, as it arrives (:mod:`pkg.runtime.decode`);
+the cache holds model instances, handlers receive them, and ``get``/``list``/``by_index`` return
+them, so nothing is decoded on a read.  An object the server accepted but the model rejects is
+kept out of the cache: it is logged (once per resource version), counted in ``stats.rejected``, and
+handed, on the dispatcher thread, to ``on_decode_error(obj_dict, error)`` and as a Warning Event
+``InvalidObject`` on that object to ``event_recorder`` when one is given; the informer goes on
+with the next object.  Invariant of a typed cache: for every key it holds the newest version of
+that object that the model accepted, unless a delete came after it; an object the model never
+accepted is absent.  (A rejected update therefore leaves the previous valid version in effect
+rather than making the object look deleted.)
+
 :class:`SharedInformerFactory` hands out one informer per (client prefix, resource path,
 selectors), so controllers watching the same thing share one cache and one watch.
 """
@@ -50,14 +62,30 @@ import types
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 import urllib3
+from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from pkg.runtime.clock import Clock, RealClock
+from pkg.runtime.decode import ModelDecoder, summarize
 from pkg.runtime.klog import V, kv
 from pkg.runtime.rest import ApiError, RestClient
 from pkg.runtime.store import Indexer, IndexFunc, KeyFunc, Object, cluster_namespace_key
+
+if TYPE_CHECKING:
+    from pkg.runtime.events import EventRecorder
+
+T = TypeVar("T", default=Object)
+"""What an informer caches and hands to handlers: dicts, or instances of its model."""
+M = TypeVar("M", bound=BaseModel)
+
+DecodeErrorHook = Callable[[Object, Exception], None]
+"""Called with an object (as sent) that the typed informer's model rejected, and the error."""
+
+INVALID_OBJECT_REASON = "InvalidObject"
+"""The reason of the Warning Event a typed informer records on an object its model rejects."""
 
 _log = logging.getLogger(__name__)
 
@@ -73,7 +101,7 @@ DEFAULT_PAGE_SIZE = 500
 VERY_SHORT_WATCH = 1.0
 """A watch that ends this fast without an event is a failure (client-go's ``VeryShortWatchError``)."""
 
-_ADD, _UPDATE, _DELETE, _SYNCED = range(4)
+_ADD, _UPDATE, _DELETE, _SYNCED, _REJECTED = range(5)
 
 
 class Backoff:
@@ -118,12 +146,12 @@ class Backoff:
 
 
 @dataclass(eq=False)
-class HandlerRegistration:
+class HandlerRegistration(Generic[T]):
     """One handler set added to an informer; pass it to :meth:`Informer.remove_event_handler`."""
 
-    on_add: Callable[[Object], None] | None = None
-    on_update: Callable[[Object, Object], None] | None = None
-    on_delete: Callable[[Object], None] | None = None
+    on_add: Callable[[T], None] | None = None
+    on_update: Callable[[T, T], None] | None = None
+    on_delete: Callable[[T], None] | None = None
     _synced: threading.Event = field(default_factory=threading.Event, repr=False)
     _removed: bool = field(default=False, repr=False)
 
@@ -144,23 +172,28 @@ class InformerStats:
     """Watches or lists that ended with 410 Gone."""
     failures: int = 0
     """Failures followed by a backoff."""
+    rejected: int = 0
+    """Object versions a typed informer's model rejected (each counted once)."""
 
 
 class _VeryShortWatch(Exception):
     pass
 
 
-_Entry = tuple[tuple[HandlerRegistration, ...], int, Object | None, Object | None]
+_Entry = tuple[tuple[HandlerRegistration[Any], ...], int, Any, Any]
 
 
-class Informer:
+class Informer(Generic[T]):
     """A list+watch cache of one resource collection, with indexes and event handlers.
 
     ``resource_path`` is the collection's API path under ``client``'s prefix, e.g.
     ``/api/v1/configmaps``, ``/api/v1/namespaces/ns/configmaps`` or
     ``/apis/edge.kubestellar.io/v2alpha1/edgeplacements``.  ``transform`` (client-go's
     ``SetTransform``) may shrink each object before it is cached, e.g. drop ``managedFields``; it must
-    keep ``metadata``'s name, namespace, resourceVersion and annotations.  ``clock`` times the backoff
+    keep ``metadata``'s name, namespace, resourceVersion and annotations.  With ``model`` (a generated
+    model class) the informer is typed (see the module docstring): ``transform`` then receives and
+    returns model instances, and ``on_decode_error`` and ``event_recorder`` hear of rejected
+    objects.  ``clock`` times the backoff
     (tests pass a :class:`~pkg.runtime.clock.FakeClock` to hold the informer in backoff).
     An informer runs once: after :meth:`stop` it cannot start again.
     """
@@ -174,20 +207,32 @@ class Informer:
         field_selector: str | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
         key_func: KeyFunc = cluster_namespace_key,
-        transform: Callable[[Object], Object] | None = None,
+        transform: Callable[[T], T] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         min_watch_timeout: int = MIN_WATCH_TIMEOUT,
         backoff: Backoff | None = None,
         clock: Clock | None = None,
         name: str | None = None,
+        model: type[T] | None = None,
+        on_decode_error: DecodeErrorHook | None = None,
+        event_recorder: EventRecorder | None = None,
     ) -> None:
         self.client = client
         self.resource_path = "/" + resource_path.strip("/")
         self.label_selector = label_selector or None
         self.field_selector = field_selector or None
-        self.indexer = Indexer(key_func, indexers)
+        self.indexer: Indexer[T] = Indexer(key_func, indexers)
         self.transform = transform
+        self.model = model
+        self._decoder: ModelDecoder[Any] | None = None
+        if model is not None:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise TypeError(f"model must be a pydantic model class, not {model!r}")
+            self._decoder = ModelDecoder(model, cast("Callable[[Any], Any] | None", transform))
+        self.on_decode_error = on_decode_error
+        self.event_recorder = event_recorder
+        self._rejected_rv: dict[str, str] = {}  # key -> resourceVersion last reported as rejected
         self.page_size = page_size
         self.read_timeout = read_timeout
         self.min_watch_timeout = min_watch_timeout
@@ -198,7 +243,7 @@ class Informer:
         self._rng = random.Random()
 
         self._lock = threading.Lock()  # cache writes + enqueueing, and handler registration
-        self._handlers: tuple[HandlerRegistration, ...] = ()
+        self._handlers: tuple[HandlerRegistration[T], ...] = ()
         self._synced = threading.Event()
 
         self._queue: deque[_Entry] = deque()
@@ -212,7 +257,7 @@ class Informer:
         self._last_rv = ""
         self._rv_unavailable = False  # the last list failed with 410/too large: relist from ""
         self._stream_lock = threading.Lock()
-        self._stream: Iterator[dict[str, Any]] | None = None
+        self._stream: Iterator[Any] | None = None
         self._rewatch_requested = False
         self._rewatch_rv: str | None = None
 
@@ -299,13 +344,13 @@ class Informer:
 
     # --- cache reads (delegated to the indexer) -------------------------------------------------
 
-    def get(self, key: str) -> Object | None:
+    def get(self, key: str) -> T | None:
         return self.indexer.get(key)
 
-    def list(self) -> builtins.list[Object]:
+    def list(self) -> builtins.list[T]:
         return self.indexer.list()
 
-    def by_index(self, index: str, value: str) -> builtins.list[Object]:
+    def by_index(self, index: str, value: str) -> builtins.list[T]:
         return self.indexer.by_index(index, value)
 
     def add_indexers(self, indexers: Mapping[str, IndexFunc]) -> None:
@@ -315,12 +360,12 @@ class Informer:
 
     def add_event_handler(
         self,
-        on_add: Callable[[Object], None] | None = None,
-        on_update: Callable[[Object, Object], None] | None = None,
-        on_delete: Callable[[Object], None] | None = None,
-    ) -> HandlerRegistration:
+        on_add: Callable[[T], None] | None = None,
+        on_update: Callable[[T, T], None] | None = None,
+        on_delete: Callable[[T], None] | None = None,
+    ) -> HandlerRegistration[T]:
         """Register handlers; on a synced informer they first get an add per cached object."""
-        reg = HandlerRegistration(on_add, on_update, on_delete)
+        reg: HandlerRegistration[T] = HandlerRegistration(on_add, on_update, on_delete)
         with self._lock:
             if self._synced.is_set():
                 only = (reg,)
@@ -330,7 +375,7 @@ class Informer:
             self._handlers = (*self._handlers, reg)
         return reg
 
-    def remove_event_handler(self, reg: HandlerRegistration) -> None:
+    def remove_event_handler(self, reg: HandlerRegistration[T]) -> None:
         """Stop delivering to ``reg`` (including what is queued for it)."""
         with self._lock:
             reg._removed = True
@@ -353,28 +398,98 @@ class Informer:
                 if self._stopping:
                     return
                 targets, op, old, new = self._queue.popleft()
+            if op == _REJECTED:
+                self._deliver_rejection(old, new)
+                continue
             for reg in targets:
                 if reg._removed:
                     continue
                 try:
                     if op == _ADD:
                         if reg.on_add is not None:
-                            reg.on_add(cast(Object, new))
+                            reg.on_add(new)
                     elif op == _UPDATE:
                         if reg.on_update is not None:
-                            reg.on_update(cast(Object, old), cast(Object, new))
+                            reg.on_update(old, new)
                     elif op == _DELETE:
                         if reg.on_delete is not None:
-                            reg.on_delete(cast(Object, old))
+                            reg.on_delete(old)
                     else:
                         reg._synced.set()
                 except Exception:
                     _log.exception("Event handler failed %s", kv(informer=self.name))
 
+    # --- rejected objects (typed informers) -----------------------------------------------------
+
+    def _reject(self, obj: Object, error: Exception) -> str | None:
+        """Note that the model rejected ``obj`` (watch thread); return its key (``None`` if it has
+        none).  Logged and reported once per (key, resource version); the hook and the Event are
+        delivered by the dispatcher thread, so neither can slow the watch."""
+        try:
+            key: str | None = self.indexer.key_func(obj)
+        except Exception:
+            key = None
+        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        if key is not None:
+            if self._rejected_rv.get(key) == rv:
+                return key
+            self._rejected_rv[key] = rv
+        self.stats.rejected += 1
+        model = self.model.__name__ if self.model is not None else ""
+        _log.warning(
+            "Object rejected by its model, kept out of the cache %s",
+            kv(informer=self.name, object=key or "?", model=model, resourceVersion=rv, err=summarize(error)),
+        )
+        if self.on_decode_error is not None or self.event_recorder is not None:
+            self._enqueue([((), _REJECTED, obj, error)])
+        return key
+
+    def _deliver_rejection(self, obj: Object, error: Exception) -> None:
+        if self.event_recorder is not None:
+            try:
+                self._record_rejection(self.event_recorder, obj, error)
+            except Exception:
+                _log.exception("Could not report a rejected object %s", kv(informer=self.name))
+        if self.on_decode_error is not None:
+            try:
+                self.on_decode_error(obj, error)
+            except Exception:
+                _log.exception("Decode-error hook failed %s", kv(informer=self.name))
+
+    def _record_rejection(self, recorder: EventRecorder, obj: Object, error: Exception) -> None:
+        from pkg.runtime.events import ObjectRef
+
+        ref = ObjectRef.of(obj)
+        if (not ref.api_version or not ref.kind) and self.model is not None:
+            fields = self.model.model_fields  # type: ignore[attr-defined]
+            ref = ObjectRef(
+                ref.cluster,
+                ref.api_version or str(fields["api_version"].default),
+                ref.kind or str(fields["kind"].default),
+                ref.name,
+                ref.namespace,
+                ref.uid,
+            )
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        recorder.warning(
+            ref,
+            INVALID_OBJECT_REASON,
+            f"resourceVersion {rv} is not valid for {ref.kind}; the controllers ignore it and keep "
+            f"acting on the previous valid version, if any: {summarize(error)}",
+        )
+
     # --- cache writes (watch thread) ------------------------------------------------------------
 
-    def _replace(self, objects: builtins.list[Object], resource_version: str) -> None:
+    def _replace(
+        self, objects: builtins.list[T], resource_version: str, rejected: builtins.list[str] | None = None
+    ) -> None:
+        """Make ``objects`` the cache's content; keys in ``rejected`` keep the version they have."""
         with self._lock:
+            if rejected:
+                for key in rejected:
+                    kept = self.indexer.get(key)
+                    if kept is not None:
+                        objects.append(kept)
             handlers = self._handlers
             before = dict(self.indexer.items()) if handlers else {}
             dropped = self.indexer.replace(objects, resource_version)
@@ -394,11 +509,17 @@ class Informer:
         if dropped:
             _log.log(V(2), "Relist dropped objects %s", kv(informer=self.name, count=len(dropped)))
 
-    def _apply(self, event_type: str, obj: Object) -> None:
+    def _apply(self, event_type: str, obj: Any) -> None:
+        """Apply one watch event.  A typed informer's delete may come as the raw dict (when the model
+        rejects the final state): handlers then get the cached model, or nothing if none was."""
         with self._lock:
             handlers = self._handlers
             if event_type == "DELETED":
-                self.indexer.delete(obj)
+                old = self.indexer.delete(obj)
+                if self._decoder is not None and isinstance(obj, dict):
+                    if old is None:
+                        return
+                    obj = old
                 entry: _Entry = (handlers, _DELETE, obj, None)
             else:
                 old = self.indexer.add(obj)
@@ -461,6 +582,9 @@ class Informer:
             "limit": self.page_size if paginate else None,
             **self._selectors(),
         }
+        if self._decoder is not None:
+            self._list_typed(self._decoder, rv, params)
+            return
         items: list[Object] = []
         while True:
             page = self.client.get(self.resource_path, params)
@@ -473,18 +597,46 @@ class Informer:
                     item["kind"] = kind
                 if api_version and "apiVersion" not in item:
                     item["apiVersion"] = api_version
-                items.append(self.transform(item) if self.transform else item)
+                items.append(cast(Object, self.transform(cast(T, item))) if self.transform else item)
             meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
                 break
             params = {"limit": self.page_size, "continue": token, **self._selectors()}
         list_rv = str(meta.get("resourceVersion") or "")
-        self._replace(items, list_rv)
+        self._replace(cast("list[T]", items), list_rv)
+        self._listed(list_rv, rv, len(items))
+
+    def _listed(self, list_rv: str, rv: str, count: int) -> None:
         self._last_rv = list_rv
         self._rv_unavailable = False
         self.stats.lists += 1
-        _log.log(V(3), "Listed %s", kv(informer=self.name, resourceVersion=list_rv, rv=rv, items=len(items)))
+        _log.log(V(3), "Listed %s", kv(informer=self.name, resourceVersion=list_rv, rv=rv, items=count))
+
+    def _list_typed(self, decoder: ModelDecoder[Any], rv: str, params: dict[str, Any]) -> None:
+        items: list[T] = []
+        rejected: list[str] = []
+        while True:
+            page = decoder.decode_page(self.client.get_raw(self.resource_path, params))
+            if self._stopping:
+                return
+            items.extend(page.items)
+            for bad in page.rejected:
+                key = self._reject(bad.obj, bad.error)
+                if key is not None:
+                    rejected.append(key)
+            meta = page.metadata
+            token = meta.get("continue")
+            if not token:
+                break
+            params = {"limit": self.page_size, "continue": token, **self._selectors()}
+        if self._rejected_rv:
+            key_func = self.indexer.key_func
+            for obj in items:
+                self._rejected_rv.pop(key_func(obj), None)
+        list_rv = str(meta.get("resourceVersion") or "")
+        self._replace(items, list_rv, rejected)
+        self._listed(list_rv, rv, len(items))
 
     def _watch(self) -> None:
         params = {
@@ -500,17 +652,26 @@ class Informer:
         self.stats.watches += 1
         started = time.monotonic()
         events = 0
-        stream = self.client.stream(self.resource_path, params, self.read_timeout)
+        decoder = self._decoder
+        stream: Iterator[Any]
+        if decoder is None:
+            stream = self.client.stream(self.resource_path, params, self.read_timeout)
+        else:
+            stream = self.client.stream_lines(self.resource_path, params, self.read_timeout)
         with self._stream_lock:
             self._stream = stream
         try:
             if self._stopping or self._rewatch_requested:
                 return
+            event: Any
             for event in stream:
                 if self._stopping or self._rewatch_requested:
                     break
                 events += 1
-                self._handle(event)
+                if decoder is None:
+                    self._handle(event)
+                else:
+                    self._handle_line(decoder, event)
         except (ApiError, urllib3.exceptions.ConnectTimeoutError):
             raise  # the request failed (or an ERROR event came)
         except Exception as err:  # the stream broke or stalled
@@ -550,9 +711,45 @@ class Informer:
         if event_type not in ("ADDED", "MODIFIED", "DELETED") or not meta.get("name"):
             _log.warning("Skipping unexpected watch event %s", kv(informer=self.name, type=event_type))
             return
-        self._apply(event_type, self.transform(obj) if self.transform else obj)
+        self._apply(event_type, self.transform(cast(T, obj)) if self.transform else obj)
         if rv:
             self._last_rv = str(rv)
+
+    def _handle_line(self, decoder: ModelDecoder[Any], line: bytes) -> None:
+        """A typed informer's :meth:`_handle`: decode the event's line into the model, once."""
+        event = decoder.decode_event(line)
+        if event.obj is None:
+            raw = event.raw or {}
+            if event.type == "ERROR":
+                url = self.client.url(self.resource_path)
+                raise ApiError(int(raw.get("code") or 500), "WATCH", url, raw)
+            rv = (raw.get("metadata") or {}).get("resourceVersion")
+            if event.type == "BOOKMARK":
+                if rv:
+                    self._last_rv = str(rv)
+                return
+            if event.type not in ("ADDED", "MODIFIED", "DELETED") or not (raw.get("metadata") or {}).get(
+                "name"
+            ):
+                _log.warning("Skipping unexpected watch event %s", kv(informer=self.name, type=event.type))
+                return
+            if event.type == "DELETED":
+                self._apply("DELETED", raw)
+            else:
+                self._reject(raw, event.error or ValueError("rejected"))
+            if rv:
+                self._last_rv = str(rv)
+            return
+        obj = event.obj
+        meta = obj.metadata
+        if not meta.name:
+            _log.warning("Skipping unexpected watch event %s", kv(informer=self.name, type=event.type))
+            return
+        if self._rejected_rv:
+            self._rejected_rv.pop(self.indexer.key_func(obj), None)
+        self._apply(event.type, obj)
+        if meta.resource_version:
+            self._last_rv = str(meta.resource_version)
 
     def _close_stream(self) -> None:
         """Shut the current watch connection's socket down, waking the watch thread's blocked read."""
@@ -566,7 +763,7 @@ class Informer:
                     _log.log(V(4), "Could not shut a watch response down", exc_info=True)
 
 
-def _responses_of(stream: Iterator[dict[str, Any]]) -> Iterator[Any]:
+def _responses_of(stream: Iterator[Any]) -> Iterator[Any]:
     """The urllib3 response a running :meth:`RestClient.stream` generator reads from.
 
     ``RestClient.stream`` offers no handle to cancel a blocked read from another thread, so this
@@ -586,22 +783,35 @@ def _too_large_rv(err: ApiError) -> bool:
 
 # --- SharedInformerFactory -----------------------------------------------------------------------
 
-InformerKey = tuple[str, str, str, str]
-"""(client prefix, resource path, label selector, field selector)."""
+InformerKey = tuple[str, str, str, str, str]
+"""(client prefix, resource path, label selector, field selector, model class name or "")."""
+
+
+def _model_name(model: type[Any] | None) -> str:
+    return "" if model is None else f"{model.__module__}.{model.__qualname__}"
 
 
 class SharedInformerFactory:
-    """One :class:`Informer` per (client prefix, resource path, label selector, field selector).
+    """One :class:`Informer` per (client prefix, resource path, label selector, field selector, model).
 
-    ``informer_options`` are passed to every informer it creates (e.g. ``read_timeout``).  Informers
-    asked for after :meth:`start` start at once; :meth:`remove` stops and forgets one (for resources
-    that come and go at run time).
+    ``informer_options`` are passed to every informer it creates (e.g. ``read_timeout``), with three
+    exceptions: ``transform`` goes to dict informers only and ``model_transform`` to typed ones
+    only (a transform works on one form), and ``on_decode_error`` and ``event_recorder`` (how typed
+    informers report rejected objects) go to typed ones only.  Informers asked for after
+    :meth:`start` start at once; :meth:`remove` stops and forgets one (for resources that come and
+    go at run time).  A typed and a dict informer on the same collection are two informers.
     """
 
     def __init__(self, **informer_options: Any) -> None:
+        self._transform = informer_options.pop("transform", None)
+        self._model_transform = informer_options.pop("model_transform", None)
+        self.on_decode_error: DecodeErrorHook | None = informer_options.pop("on_decode_error", None)
+        """The hook given to typed informers created from now on (the Manager may set it)."""
+        self.event_recorder: EventRecorder | None = informer_options.pop("event_recorder", None)
+        """The recorder given to typed informers created from now on (the Manager may set it)."""
         self._options = informer_options
         self._lock = threading.Lock()
-        self._informers: dict[InformerKey, Informer] = {}
+        self._informers: dict[InformerKey, Informer[Any]] = {}
         self._started = False
 
     @staticmethod
@@ -610,8 +820,39 @@ class SharedInformerFactory:
         resource_path: str,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        model: type[Any] | None = None,
     ) -> InformerKey:
-        return (client.prefix, "/" + resource_path.strip("/"), label_selector or "", field_selector or "")
+        return (
+            client.prefix,
+            "/" + resource_path.strip("/"),
+            label_selector or "",
+            field_selector or "",
+            _model_name(model),
+        )
+
+    @overload
+    def informer(
+        self,
+        client: RestClient,
+        resource_path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+        *,
+        model: None = None,
+    ) -> Informer[Object]: ...
+
+    @overload
+    def informer(
+        self,
+        client: RestClient,
+        resource_path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        indexers: Mapping[str, IndexFunc] | None = None,
+        *,
+        model: type[M],
+    ) -> Informer[M]: ...
 
     def informer(
         self,
@@ -620,22 +861,37 @@ class SharedInformerFactory:
         label_selector: str | None = None,
         field_selector: str | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
-    ) -> Informer:
+        *,
+        model: type[Any] | None = None,
+    ) -> Informer[Any]:
         """The shared informer for this key, created (and started, if the factory runs) on first use.
 
-        ``indexers`` are added to an existing informer; a name it has with another function is an error.
+        With ``model`` (a generated model class, e.g. ``EdgePlacement``) the informer is typed: it
+        decodes every object into the model once, at ingest, and caches and hands out models.
+        ``indexers`` are added to an existing informer; a name it has with another function is an
+        error.  Index functions get the cached objects (models, for a typed informer).
         """
-        key = self.key(client, resource_path, label_selector, field_selector)
+        key = self.key(client, resource_path, label_selector, field_selector, model)
         with self._lock:
             informer = self._informers.get(key)
             if informer is None:
+                options = dict(self._options)
+                if model is None:
+                    if self._transform is not None:
+                        options["transform"] = self._transform
+                else:
+                    options["model"] = model
+                    options.setdefault("on_decode_error", self.on_decode_error)
+                    options.setdefault("event_recorder", self.event_recorder)
+                    if self._model_transform is not None:
+                        options["transform"] = self._model_transform
                 informer = Informer(
                     client,
                     resource_path,
                     label_selector=label_selector,
                     field_selector=field_selector,
                     indexers=indexers,
-                    **self._options,
+                    **options,
                 )
                 self._informers[key] = informer
                 if self._started:
@@ -651,11 +907,12 @@ class SharedInformerFactory:
         resource_path: str,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> Informer | None:
+        model: type[Any] | None = None,
+    ) -> Informer[Any] | None:
         with self._lock:
-            return self._informers.get(self.key(client, resource_path, label_selector, field_selector))
+            return self._informers.get(self.key(client, resource_path, label_selector, field_selector, model))
 
-    def informers(self) -> dict[InformerKey, Informer]:
+    def informers(self) -> dict[InformerKey, Informer[Any]]:
         with self._lock:
             return dict(self._informers)
 
@@ -673,11 +930,12 @@ class SharedInformerFactory:
         resource_path: str,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        model: type[Any] | None = None,
     ) -> bool:
         """Stop and forget one informer; ``False`` if there was none.  A later ask makes a new one."""
         with self._lock:
             informer = self._informers.pop(
-                self.key(client, resource_path, label_selector, field_selector), None
+                self.key(client, resource_path, label_selector, field_selector, model), None
             )
         if informer is None:
             return False

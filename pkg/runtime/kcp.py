@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from apis.machinery.meta import CLUSTER_ANNOTATION as CLUSTER_ANNOTATION
+from apis.machinery.meta import cluster_of as cluster_of
 from pkg.runtime.rest import ApiError, RestClient
 
 KCP_VERSION = "v0.11.0"
@@ -33,7 +35,6 @@ ALLCLUSTERS_CONTEXT = "system:admin"
 
 ROOT = "root"
 WILDCARD = "*"
-CLUSTER_ANNOTATION = "kcp.io/cluster"
 PATH_ANNOTATION = "kcp.io/path"
 
 TENANCY = "/apis/tenancy.kcp.io/v1alpha1"
@@ -59,11 +60,6 @@ def server_origin(server_url: str) -> str:
 def cluster_prefix(cluster: str) -> str:
     """The path prefix of a logical cluster, given its name or its workspace path (``root:wmw1``)."""
     return f"/clusters/{cluster}"
-
-
-def cluster_of(obj: Mapping[str, Any]) -> str:
-    """The logical cluster an object came from (listed across clusters); '' when unknown."""
-    return str(((obj.get("metadata") or {}).get("annotations") or {}).get(CLUSTER_ANNOTATION, ""))
 
 
 def with_identity(resource: str, identity_hash: str | None) -> str:

@@ -244,8 +244,10 @@ class RestClient:
         body: Any = None,
         content_type: str = JSON,
         timeout: urllib3.Timeout | float | None = None,
+        raw: bool = False,
     ) -> Any:
-        """Send one request and return the decoded JSON answer; raise :class:`ApiError` on non-2xx."""
+        """Send one request and return the decoded JSON answer (with ``raw``, the answer's bytes, for
+        a decoder of one's own); raise :class:`ApiError` on non-2xx."""
         url = self.url(path, params)
         guard = _write_guard if method in _WRITE_VERBS and resource_of(path) != "leases" else None
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
@@ -276,6 +278,8 @@ class RestClient:
             if resource not in _NOT_COUNTED:
                 self.writes.add(_WRITE_VERBS[method], resource, url)
                 WRITES_METRIC.labels(_WRITE_VERBS[method], resource).inc()
+        if raw and resp.status < 300:
+            return bytes(resp.data)
         decoded = _decode(resp.data)
         if resp.status >= 300:
             raise ApiError(resp.status, method, url, decoded)
@@ -283,6 +287,11 @@ class RestClient:
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
+
+    def get_raw(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """GET, returning the answer's bytes undecoded (typed informers decode them into models)."""
+        data: bytes = self.request("GET", path, params=params, raw=True)
+        return data
 
     def create(self, path: str, body: Any, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("POST", path, body=body, params=params)
@@ -312,6 +321,18 @@ class RestClient:
         The read timeout bounds the silence between two lines, so a stalled stream ends with
         ``urllib3`` raising a timeout instead of hanging.  Closing the generator closes the socket.
         """
+        return self._stream(path, params, read_timeout, True)
+
+    def stream_lines(self, path: str, params: Mapping[str, Any], read_timeout: float) -> Iterator[bytes]:
+        """As :meth:`stream`, but yield each event's line of JSON undecoded (typed informers decode
+        it straight into a model)."""
+        return self._stream(path, params, read_timeout, False)
+
+    def _stream(
+        self, path: str, params: Mapping[str, Any], read_timeout: float, decode: bool
+    ) -> Iterator[Any]:
+        # One generator for both forms, so the urllib3 response is a local of the generator itself
+        # (the informer finds it there to shut a blocked read down).
         url = self.url(path, params)
         generation = self._t.generation
         resp = self._t.pool.request(
@@ -333,9 +354,9 @@ class RestClient:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     if line.strip():
-                        yield json.loads(line)
+                        yield json.loads(line) if decode else line
             if buf.strip():
-                yield json.loads(buf)
+                yield json.loads(buf) if decode else buf
         finally:
             resp.close()
             resp.release_conn()

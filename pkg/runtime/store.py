@@ -1,6 +1,8 @@
-"""A thread-safe, indexed object cache: client-go's ``tools/cache`` Store and Indexer, for plain dicts.
+"""A thread-safe, indexed object cache: client-go's ``tools/cache`` Store and Indexer.
 
-Objects are the decoded JSON of Kubernetes objects.  Each is stored under the key its key function
+Objects are the decoded JSON of Kubernetes objects (plain dicts), or, in a typed cache, instances
+of a generated model (``Indexer[EdgePlacement]``); the key and built-in index functions read both
+(:mod:`apis.machinery.meta`).  Each is stored under the key its key function
 gives; the default, :func:`cluster_namespace_key`, is kcp's cluster-aware form of client-go's
 ``MetaNamespaceKeyFunc``:
 
@@ -25,7 +27,7 @@ cluster; objects without one are not in it), plus any custom ones.
 Invariants, kept under one lock: for every index ``i``, value ``v`` and stored key ``k``,
 ``k in indices[i][v]`` exactly when ``v in indexers[i](items[k])``; no index holds an empty set.
 
-The cache hands out the stored dicts themselves, not copies: callers must treat them as read-only
+The cache hands out the stored objects themselves, not copies: callers must treat them as read-only
 (as client-go's listers do).  Index functions run under the lock and must be quick and pure.
 """
 
@@ -34,61 +36,57 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic
 
-from pkg.runtime import kcp
+from typing_extensions import TypeVar
+
+from apis.machinery.meta import (
+    CLUSTER_INDEX,
+    NAMESPACE_INDEX,
+    cluster_index,
+    make_key,
+    namespace_index,
+    split_key,
+)
+from apis.machinery.meta import object_key as cluster_namespace_key
 
 Object = dict[str, Any]
-KeyFunc = Callable[[Object], str]
-IndexFunc = Callable[[Object], list[str]]
+"""An object as decoded JSON."""
+KeyFunc = Callable[[Any], str]
+"""Maps a stored object (dict or model) to its key."""
+IndexFunc = Callable[[Any], list[str]]
+"""Maps a stored object (dict or model) to its values in one index."""
 
-NAMESPACE_INDEX = "namespace"
-CLUSTER_INDEX = "cluster"
+T = TypeVar("T", default=Object)
+"""What a cache stores: decoded-JSON dicts unless a model class is given."""
 
-
-def cluster_namespace_key(obj: Object) -> str:
-    """The default store key: ``[<cluster>|][<namespace>/]<name>``."""
-    meta = obj.get("metadata") or {}
-    name = meta.get("name")
-    if not name:
-        raise KeyError(f"object has no metadata.name: {str(obj)[:200]}")
-    return make_key(kcp.cluster_of(obj), str(meta.get("namespace") or ""), str(name))
-
-
-def make_key(cluster: str, namespace: str, name: str) -> str:
-    """kcp's ``ToClusterAwareKey``: the key :func:`cluster_namespace_key` gives such an object."""
-    key = f"{cluster}|" if cluster else ""
-    if namespace:
-        key += f"{namespace}/"
-    return key + name
-
-
-def split_key(key: str) -> tuple[str, str, str]:
-    """``cluster|ns/name`` -> ``(cluster, ns, name)``; absent parts are ``""``."""
-    cluster, _, rest = key.rpartition("|")
-    namespace, _, name = rest.rpartition("/")
-    return cluster, namespace, name
+__all__ = [
+    "CLUSTER_INDEX",
+    "NAMESPACE_INDEX",
+    "IndexFunc",
+    "Indexer",
+    "KeyFunc",
+    "Object",
+    "cluster_index",
+    "cluster_namespace_key",
+    "make_key",
+    "namespace_index",
+    "split_key",
+]
 
 
-def namespace_index(obj: Object) -> list[str]:
-    namespace = (obj.get("metadata") or {}).get("namespace")
-    return [str(namespace)] if namespace else []
+class Indexer(Generic[T]):
+    """A keyed, indexed store of objects (client-go's ``cache.Indexer``); every method is thread-safe.
 
-
-def cluster_index(obj: Object) -> list[str]:
-    cluster = kcp.cluster_of(obj)
-    return [cluster] if cluster else []
-
-
-class Indexer:
-    """A keyed, indexed store of objects (client-go's ``cache.Indexer``); every method is thread-safe."""
+    ``Indexer`` alone stores dicts; ``Indexer[Model]`` stores instances of a model class.
+    """
 
     def __init__(
         self, key_func: KeyFunc = cluster_namespace_key, indexers: Mapping[str, IndexFunc] | None = None
     ) -> None:
         self.key_func = key_func
         self._lock = threading.Lock()
-        self._items: dict[str, Object] = {}
+        self._items: dict[str, T] = {}
         self._indexers: dict[str, IndexFunc] = {
             NAMESPACE_INDEX: namespace_index,
             CLUSTER_INDEX: cluster_index,
@@ -101,7 +99,7 @@ class Indexer:
 
     # --- writes --------------------------------------------------------------------------------
 
-    def add(self, obj: Object) -> Object | None:
+    def add(self, obj: T) -> T | None:
         """Store ``obj`` under its key, replacing and returning the object stored there before."""
         key = self.key_func(obj)
         with self._lock:
@@ -109,15 +107,15 @@ class Indexer:
 
     update = add
 
-    def delete(self, obj: Object) -> Object | None:
+    def delete(self, obj: T) -> T | None:
         """Remove the object with ``obj``'s key; return what was stored there (``None`` if nothing)."""
         return self.delete_key(self.key_func(obj))
 
-    def delete_key(self, key: str) -> Object | None:
+    def delete_key(self, key: str) -> T | None:
         with self._lock:
             return self._remove(key)
 
-    def replace(self, objects: Iterable[Object], resource_version: str = "") -> dict[str, Object]:
+    def replace(self, objects: Iterable[T], resource_version: str = "") -> dict[str, T]:
         """Make ``objects`` the whole content, atomically; return the objects that were dropped, by key."""
         fresh = {self.key_func(obj): obj for obj in objects}
         with self._lock:
@@ -150,11 +148,11 @@ class Indexer:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def get(self, key: str) -> Object | None:
+    def get(self, key: str) -> T | None:
         with self._lock:
             return self._items.get(key)
 
-    def get_object(self, obj: Object) -> Object | None:
+    def get_object(self, obj: T) -> T | None:
         """The stored object with ``obj``'s key."""
         return self.get(self.key_func(obj))
 
@@ -166,7 +164,7 @@ class Indexer:
         with self._lock:
             return len(self._items)
 
-    def list(self) -> builtins.list[Object]:
+    def list(self) -> builtins.list[T]:
         with self._lock:
             return list(self._items.values())
 
@@ -174,12 +172,12 @@ class Indexer:
         with self._lock:
             return list(self._items)
 
-    def items(self) -> builtins.list[tuple[str, Object]]:
+    def items(self) -> builtins.list[tuple[str, T]]:
         """A snapshot of ``(key, object)`` pairs."""
         with self._lock:
             return list(self._items.items())
 
-    def by_index(self, index: str, value: str) -> builtins.list[Object]:
+    def by_index(self, index: str, value: str) -> builtins.list[T]:
         """The objects whose ``index`` function returns ``value`` (``KeyError`` for an unknown index)."""
         with self._lock:
             keys = self._index_of(index).get(value, ())
@@ -194,7 +192,7 @@ class Indexer:
         with self._lock:
             return list(self._index_of(index))
 
-    def index(self, index: str, obj: Object) -> builtins.list[Object]:
+    def index(self, index: str, obj: T) -> builtins.list[T]:
         """The objects sharing any ``index`` value with ``obj``."""
         with self._lock:
             func = self._indexers.get(index)
@@ -218,7 +216,7 @@ class Indexer:
         except KeyError:
             raise KeyError(f"index {index!r} does not exist") from None
 
-    def _put(self, key: str, obj: Object) -> Object | None:
+    def _put(self, key: str, obj: T) -> T | None:
         old = self._items.get(key)
         if old is not None:
             self._unindex(key, old)
@@ -226,19 +224,19 @@ class Indexer:
         self._index(key, obj)
         return old
 
-    def _remove(self, key: str) -> Object | None:
+    def _remove(self, key: str) -> T | None:
         old = self._items.pop(key, None)
         if old is not None:
             self._unindex(key, old)
         return old
 
-    def _index(self, key: str, obj: Object) -> None:
+    def _index(self, key: str, obj: T) -> None:
         for name, func in self._indexers.items():
             index = self._indices[name]
             for value in func(obj):
                 index.setdefault(value, set()).add(key)
 
-    def _unindex(self, key: str, obj: Object) -> None:
+    def _unindex(self, key: str, obj: T) -> None:
         for name, func in self._indexers.items():
             index = self._indices[name]
             for value in func(obj):

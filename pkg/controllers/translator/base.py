@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apis.edge.v2alpha1 import EdgePlacement
+from apis.edge.v2alpha1 import constants as api
 from pkg.controllers.translator.desired import CopyKey, Desired
 from pkg.controllers.translator.written import Written
 from pkg.controllers.typed import Decoded
@@ -24,7 +25,7 @@ from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.rest import RestClient
 
 NAME = "placement-translator"
-THE_ONE = "the-one"
+THE_ONE = api.THE_ONE
 EDGE = f"/apis/{EDGE_GROUP}/v2alpha1"
 WORKSPACES = f"{kcp.TENANCY}/workspaces"
 PROJECTED_SELECTOR = f"{PROJECTED_LABEL}=yes"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apis.edge.v2alpha1 import DownsyncObjectTest, EdgePlacementSpec, LabelSelector, UpsyncSet
+from apis.edge.v2alpha1 import constants as api
 from pkg.labels import Selector, SelectorError, matches_any, selector_of
 from pkg.runtime.meta import Meta
 
@@ -45,12 +46,13 @@ __all__ = [
     "version_sort_key",
 ]
 
-EDGE_GROUP = "edge.kubestellar.io"
-PROJECTED_LABEL = "edge.kubestellar.io/projected"
-DOWNSYNC_OVERWRITE = "edge.kubestellar.io/downsync-overwrite"
-EXECUTING_COUNT = "kubestellar.io/executing-count"
-CUSTOMIZER_ANNOTATION = "edge.kubestellar.io/customizer"
-EXPAND_PARAMETERS = "edge.kubestellar.io/expand-parameters"
+# Aliases of the API constants (apis/edge/v2alpha1/constants.py).
+EDGE_GROUP = api.GROUP
+PROJECTED_LABEL = api.PROJECTED_LABEL
+DOWNSYNC_OVERWRITE = api.DOWNSYNC_OVERWRITE_ANNOTATION
+EXECUTING_COUNT = api.EXECUTING_COUNT_ANNOTATION
+CUSTOMIZER_ANNOTATION = api.CUSTOMIZER_ANNOTATION
+EXPAND_PARAMETERS = api.EXPAND_PARAMETERS_ANNOTATION
 
 
 @dataclass(frozen=True, order=True)

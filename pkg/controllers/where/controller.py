@@ -35,6 +35,7 @@ from apis.edge.v2alpha1 import (
     SinglePlacementSlice,
     SyncTarget,
 )
+from apis.edge.v2alpha1 import constants as edge_api
 from pkg import bootstrap
 from pkg.controllers import conditions
 from pkg.controllers.typed import Decoded
@@ -57,7 +58,7 @@ FIELD_MANAGER = "where-resolver"
 DEFAULT_WORKERS = 2
 
 EDGE_API = bootstrap.EDGE_API
-EDGE_API_VERSION = "edge.kubestellar.io/v2alpha1"
+EDGE_API_VERSION = edge_api.API_VERSION
 CONDITION = "LocationsResolved"
 REASON_RESOLVED = "Resolved"
 REASON_INVALID_SELECTOR = "InvalidSelector"
