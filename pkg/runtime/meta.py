@@ -10,7 +10,7 @@ object whose shape the API server already checked.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from pkg.runtime.kcp import CLUSTER_ANNOTATION
 
@@ -23,8 +23,12 @@ def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))  # dict: no ABC check
+
+
 def _str_map(value: object) -> Mapping[str, str]:
-    return value if isinstance(value, Mapping) else _EMPTY
+    return value if _is_mapping(value) else _EMPTY
 
 
 class Meta:
@@ -35,7 +39,7 @@ class Meta:
 
     def __init__(self, obj: Mapping[str, Any] | None) -> None:
         md = obj.get("metadata") if obj is not None else None
-        self._md: Mapping[str, Any] = md if isinstance(md, Mapping) else _EMPTY
+        self._md: Mapping[str, Any] = md if _is_mapping(md) else _EMPTY
 
     @property
     def raw(self) -> Mapping[str, Any]:

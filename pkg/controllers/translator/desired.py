@@ -32,12 +32,9 @@ from typing import Any
 from cachetools import LRUCache
 
 from apis.edge.v2alpha1 import (
-    ClusterScopeDownsyncResource,
     Customizer,
     EdgePlacementSpec,
     Location,
-    NamespaceAndNames,
-    NamespaceScopeDownsyncObjects,
     NamespaceScopeDownsyncs,
     SinglePlacement,
     SyncerConfigSpec,
@@ -536,31 +533,31 @@ def syncer_config_spec(
             namespaced[(key.gr, version)][key.namespace].add(key.name)
         else:
             cluster[(key.gr, version)].add(key.name)
-    spec = SyncerConfigSpec(namespace_scope=NamespaceScopeDownsyncs())
+    # Built as the API writes it and validated once: pydantic-core's validation of the whole is
+    # several times faster than constructing the nested models one by one.
+    spec: dict[str, Any] = {"namespaceScope": {}}
     if namespaced:
-        spec.namespaced_objects = [
-            NamespaceScopeDownsyncObjects.model_construct(
-                group=gr.group,
-                resource=gr.resource,
-                api_version=version,
-                objects_by_namespace=[
-                    NamespaceAndNames.model_construct(namespace=ns, names=sorted(names))
-                    for ns, names in sorted(by_ns.items())
+        spec["namespacedObjects"] = [
+            {
+                "group": gr.group,
+                "resource": gr.resource,
+                "apiVersion": version,
+                "objectsByNamespace": [
+                    {"namespace": ns, "names": sorted(names)} for ns, names in sorted(by_ns.items())
                 ],
-            )
+            }
             for (gr, version), by_ns in sorted(namespaced.items())
         ]
     if cluster:
-        spec.cluster_scope = [
-            ClusterScopeDownsyncResource.model_construct(
-                group=gr.group, resource=gr.resource, api_version=version, objects=sorted(names)
-            )
+        spec["clusterScope"] = [
+            {"group": gr.group, "resource": gr.resource, "apiVersion": version, "objects": sorted(names)}
             for (gr, version), names in sorted(cluster.items())
         ]
+    model = SyncerConfigSpec.model_validate(spec)
     canonical = canonical_upsync(upsync)
     if canonical:
-        spec.upsync = canonical
-    return spec
+        model.upsync = canonical
+    return model
 
 
 def syncer_config_json(spec: SyncerConfigSpec) -> dict[str, Any]:
