@@ -277,8 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n, w, m, p = SIZES[args.size]
     print(f"size {args.size}: N={n} SyncTargets, W={w} WMWs, M={m} objects, P={p} placements")
+    # The dict version runs before and after this one; the faster of its two figures per case is
+    # kept, so that load from elsewhere on the machine counts against the baseline, not for it.
     dicts = baseline(args.baseline, args.size, args.repeat) if args.baseline else {}
     rows = run(args.size, args.repeat)
+    if args.baseline:
+        again = baseline(args.baseline, args.size, args.repeat)
+        dicts = {case: min(ms, again.get(case, ms)) for case, ms in dicts.items()}
     base = rows[0][1]
     print(
         f"{'case':<18}{'median ms':>10}{'built':>8}{'ratio':>8}"

@@ -53,10 +53,3 @@ def unchanged(current: Condition | None, wanted: Condition, *, generation: bool 
         return False
     same = (current.status, current.reason, current.message) == (wanted.status, wanted.reason, wanted.message)
     return same and (not generation or current.observed_generation == wanted.observed_generation)
-
-
-def to_json(condition: Condition) -> dict[str, object]:
-    """The condition as the API writes it (``lastTransitionTime`` in RFC 3339, seconds, ``Z``)."""
-    body: dict[str, object] = condition.model_dump(mode="json", by_alias=True, exclude_none=True)
-    body["lastTransitionTime"] = condition.last_transition_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return body

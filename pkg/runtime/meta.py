@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from pydantic import BaseModel
+
 from pkg.runtime.kcp import CLUSTER_ANNOTATION
 
-__all__ = ["Meta"]
+__all__ = ["Meta", "resource_version_of"]
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -85,3 +87,10 @@ class Meta:
     def deleting(self) -> bool:
         """Whether the object has a ``deletionTimestamp`` (it is going away)."""
         return bool(self._md.get("deletionTimestamp"))
+
+
+def resource_version_of(obj: Mapping[str, Any] | BaseModel) -> str:
+    """The resourceVersion of a cached object: a dict, or a model of an edge kind."""
+    if isinstance(obj, Mapping):
+        return Meta(obj).resource_version
+    return str(getattr(getattr(obj, "metadata", None), "resource_version", None) or "")

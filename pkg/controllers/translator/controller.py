@@ -26,9 +26,16 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from apis.edge.v2alpha1 import Customizer, EdgePlacement, Location, SinglePlacementSlice
+from apis.edge.v2alpha1 import Customizer, EdgePlacement, Location, SinglePlacementSlice, SyncerConfig
+from apis.edge.v2alpha1.listers import (
+    CustomizerLister,
+    EdgePlacementLister,
+    LocationLister,
+    SinglePlacementSliceLister,
+    SyncerConfigLister,
+)
+from apis.machinery.meta import cluster_of
 from pkg.controllers.translator.base import EDGE, NAME, THE_ONE, WORKSPACES, Mailbox, Wmw
-from pkg.controllers.translator.base import name_of as _name
 from pkg.controllers.translator.desired import (
     CRDS,
     CopyKey,
@@ -44,7 +51,6 @@ from pkg.controllers.translator.desired import (
 from pkg.controllers.translator.mailbox import MailboxWriter
 from pkg.controllers.translator.status import StatusWriter
 from pkg.controllers.translator.written import Written
-from pkg.controllers.typed import Decoded
 from pkg.controllers.what.select import (
     EDGE_GROUP,
     EXECUTING_COUNT,
@@ -53,15 +59,15 @@ from pkg.controllers.what.select import (
     could_select,
     excluded,
 )
-from pkg.controllers.where.resolve import cluster_of
 from pkg.runtime import kcp
 from pkg.runtime.controller import Controller, Result
 from pkg.runtime.discovery import APIResource, Discovery
 from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.klog import V
-from pkg.runtime.meta import Meta
+from pkg.runtime.meta import Meta, resource_version_of
 from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.store import Object
 
 log = logging.getLogger(__name__)
 _ALL = "all"
@@ -105,11 +111,16 @@ class Translator(MailboxWriter, StatusWriter):
         """Create the shared informers and add the controllers to ``manager``."""
         export = kcp.wait_export_ready(self.all, self.espw_path, self.export_name)
         vw = kcp.virtual_workspace(self.all, export)
-        self.eps = Decoded(self.factory.informer(vw, f"{EDGE}/edgeplacements"), EdgePlacement)
-        self.spss = Decoded(self.factory.informer(vw, f"{EDGE}/singleplacementslices"), SinglePlacementSlice)
-        self.locations = Decoded(self.factory.informer(vw, f"{EDGE}/locations"), Location)
-        self.customizers = Decoded(self.factory.informer(vw, f"{EDGE}/customizers"), Customizer)
-        self.syncer_configs = self.factory.informer(vw, f"{EDGE}/syncerconfigs")
+        self.eps = self.factory.informer(vw, f"{EDGE}/edgeplacements", model=EdgePlacement)
+        self.spss = self.factory.informer(vw, f"{EDGE}/singleplacementslices", model=SinglePlacementSlice)
+        self.locations = self.factory.informer(vw, f"{EDGE}/locations", model=Location)
+        self.customizers = self.factory.informer(vw, f"{EDGE}/customizers", model=Customizer)
+        self.placement_lister = EdgePlacementLister(self.eps)
+        self.slice_lister = SinglePlacementSliceLister(self.spss)
+        self.location_lister = LocationLister(self.locations)
+        self.customizer_lister = CustomizerLister(self.customizers)
+        self.syncer_configs = self.factory.informer(vw, f"{EDGE}/syncerconfigs", model=SyncerConfig)
+        self.syncer_config_lister = SyncerConfigLister(self.syncer_configs)
         self.workspaces = self.factory.informer(kcp.cluster(self.all, kcp.ROOT), WORKSPACES)
         self._setup_copy_informers()
 
@@ -124,13 +135,10 @@ class Translator(MailboxWriter, StatusWriter):
             f"{NAME}-status", self._reconcile_status, workers=1
         )
 
-        for inf in (
-            self.eps.informer,
-            self.spss.informer,
-            self.locations.informer,
-            self.customizers.informer,
-        ):
-            self._recompute_on(inf)
+        self._recompute_on(self.eps)
+        self._recompute_on(self.spss)
+        self._recompute_on(self.locations)
+        self._recompute_on(self.customizers)
         self.workspaces.add_event_handler(
             on_add=lambda o: self._workspace_changed(None, o),
             on_update=self._workspace_changed,
@@ -145,7 +153,7 @@ class Translator(MailboxWriter, StatusWriter):
             manager.add(ctl)
         manager.on_started_leading(lambda: self.compute_ctl.enqueue(_ALL))
 
-    def _recompute_on(self, inf: Informer) -> None:
+    def _recompute_on(self, inf: Informer[Any]) -> None:
         inf.add_event_handler(
             on_add=lambda o: self.compute_ctl.enqueue(_ALL),
             on_update=lambda o, n: self._changed(o, n),
@@ -154,21 +162,22 @@ class Translator(MailboxWriter, StatusWriter):
 
     def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
         """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state."""
-        if "-mb-" not in _name(new):
+        if "-mb-" not in Meta(new).name:
             return
         if old is not None and _workspace_facts(old) == _workspace_facts(new):
-            self.mailbox_ctl.enqueue(_name(new))
+            self.mailbox_ctl.enqueue(Meta(new).name)
             return
         self.compute_ctl.enqueue(_ALL)
 
-    def _changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        if Meta(old).resource_version != Meta(new).resource_version:
+    def _changed(self, old: Any, new: Any) -> None:
+        """An update of a cached object (a dict, or a model of an edge kind)."""
+        if resource_version_of(old) != resource_version_of(new):
             self.compute_ctl.enqueue(_ALL)
 
-    def _the_one_changed(self, obj: Mapping[str, Any]) -> None:
-        if _name(obj) != THE_ONE:
+    def _the_one_changed(self, obj: SyncerConfig) -> None:
+        if obj.metadata.name != THE_ONE:
             return
-        cluster = kcp.cluster_of(obj)
+        cluster = cluster_of(obj)
         for name, mb in list(self._mailboxes.items()):
             if mb.cluster == cluster:
                 self.mailbox_ctl.enqueue(name)
@@ -176,13 +185,13 @@ class Translator(MailboxWriter, StatusWriter):
     # -- compute -----------------------------------------------------------------------------------
 
     def _mailbox_workspaces(self) -> dict[str, Mapping[str, Any]]:
-        return {_name(ws): ws for ws in self.workspaces.list() if "-mb-" in _name(ws)}
+        return {Meta(ws).name: ws for ws in self.workspaces.list() if "-mb-" in Meta(ws).name}
 
     def _compute(self, _: str) -> Result | None:
         eps_by_cluster: dict[str, list[EdgePlacement]] = {}
-        for ep in self.eps.list():
+        for ep in self.placement_lister.list():
             if ep.metadata.deletion_timestamp is None:
-                eps_by_cluster.setdefault(cluster_of(ep.metadata), []).append(ep)
+                eps_by_cluster.setdefault(cluster_of(ep), []).append(ep)
         for cluster in list(self._wmws):
             if cluster not in eps_by_cluster:
                 self._drop_wmw(cluster)
@@ -196,9 +205,7 @@ class Translator(MailboxWriter, StatusWriter):
             views.append(view)
         if waiting:
             return Result(requeue_after=0.5)  # a source cache is still filling: never act on a partial view
-        locations = {
-            (cluster_of(loc.metadata), loc.metadata.name or ""): loc for loc in self.locations.list()
-        }
+        locations = {(cluster_of(loc), loc.metadata.name or ""): loc for loc in self.location_lister.list()}
         mailboxes = self._mailbox_workspaces()
         self._mailbox_by_cluster = {
             str((ws.get("spec") or {}).get("cluster")): name
@@ -303,9 +310,9 @@ class Translator(MailboxWriter, StatusWriter):
         crd_names: dict[tuple[str, str], str] = {}
         for crd in st.crds.list():
             spec = crd.get("spec") or {}
-            crd_names[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = _name(
+            crd_names[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = Meta(
                 crd
-            )
+            ).name
         compiled = [compile_placement(ep.spec)[0] for ep in eps]
         resources: dict[GroupResource, ResourceInfo] = {}
         objects: dict[GroupResource, list[Mapping[str, Any]]] = {}
@@ -334,9 +341,9 @@ class Translator(MailboxWriter, StatusWriter):
         namespaces = {Meta(ns).name: dict(Meta(ns).labels) for ns in st.namespaces.list()}
         customizers = {
             (c.metadata.namespace or "", c.metadata.name or ""): c
-            for c in self.customizers.by_index("cluster", cluster)
+            for c in self.customizer_lister.list(cluster)
         }
-        spss = {s.metadata.name: s for s in self.spss.by_index("cluster", cluster)}
+        spss = {s.metadata.name: s for s in self.slice_lister.list(cluster)}
         placements = []
         for ep in eps:
             sps = spss.get(ep.metadata.name)
@@ -344,7 +351,7 @@ class Translator(MailboxWriter, StatusWriter):
             placements.append(Placement(ep.metadata.name or "", ep.spec, dests))
         return Workspace(cluster, st.path, placements, resources, objects, namespaces, customizers)
 
-    def _source_informer(self, st: Wmw, gr: GroupResource, api: APIResource) -> Informer:
+    def _source_informer(self, st: Wmw, gr: GroupResource, api: APIResource) -> Informer[Object]:
         have = st.sources.get(gr)
         if have is not None and have[0] == api.preferred:
             return have[1]

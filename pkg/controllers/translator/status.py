@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 import time
 
+from apis.edge.v2alpha1 import EdgePlacementStatus
+from apis.edge.v2alpha1.client import EdgeV2alpha1Client
 from pkg.controllers import conditions
-from pkg.controllers.translator.base import EDGE, NAME, WAIT_REPORTED_AFTER, State
-from pkg.controllers.translator.base import md as _md
+from pkg.controllers.translator.base import NAME, WAIT_REPORTED_AFTER, State
 from pkg.controllers.translator.desired import NAMESPACES, CopyKey, mailbox_of
 from pkg.controllers.translator.mailbox import _collection, _gv
-from pkg.controllers.what.select import EDGE_GROUP, EXECUTING_COUNT
-from pkg.runtime import kcp
+from pkg.controllers.what.select import EXECUTING_COUNT
 from pkg.runtime.controller import Result
 from pkg.runtime.klog import V
+from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError
 from pkg.runtime.store import make_key
 
@@ -46,7 +47,7 @@ class StatusWriter(State):
             return None
         count = desired.executing_counts.get(key)
         want = None if count is None else str(count)
-        have = (_md(obj).get("annotations") or {}).get(EXECUTING_COUNT)
+        have = Meta(obj).annotations.get(EXECUTING_COUNT)
         path = f"{_collection(ck.gr, _gv(ck.gr, version), ck.namespace)}/{ck.name}"
         if want != have:
             obj = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
@@ -85,8 +86,7 @@ class StatusWriter(State):
         cluster, name = key
         desired = self._desired
         wkey = f"{cluster}|placement|{name}"
-        raw = self._written.fresh(wkey, self.eps.informer.get(make_key(cluster, "", name)))
-        ep = self.eps.decode(raw) if raw is not None else None  # ours, when fresher than the cache
+        ep = self._written.fresh(wkey, self.placement_lister.get(cluster, name))  # ours, if fresher
         if desired is None or ep is None:
             return None
         issues = list(desired.placement_problems.get(key, []))
@@ -115,13 +115,7 @@ class StatusWriter(State):
         )
         if conditions.unchanged(current, condition, generation=False):
             return again
-        body = {
-            "apiVersion": f"{EDGE_GROUP}/v2alpha1",
-            "kind": "EdgePlacement",
-            "metadata": {"name": name},
-            "status": {"conditions": [conditions.to_json(condition)]},
-        }
-        self._written.wrote(
-            wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
-        )
+        client = EdgeV2alpha1Client(self.all).cluster(cluster).edge_placements
+        status_body = EdgePlacementStatus(conditions=[condition])
+        self._written.wrote(wkey, client.apply_status(name, status_body, field_manager=NAME))
         return again

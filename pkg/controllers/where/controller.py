@@ -22,7 +22,6 @@ placement's status fields that the where resolver owns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from apis.edge.v2alpha1 import (
@@ -36,10 +35,17 @@ from apis.edge.v2alpha1 import (
     SyncTarget,
 )
 from apis.edge.v2alpha1 import constants as edge_api
+from apis.edge.v2alpha1.client import EdgeV2alpha1Client
+from apis.edge.v2alpha1.listers import (
+    EdgePlacementLister,
+    LocationLister,
+    SinglePlacementSliceLister,
+    SyncTargetLister,
+)
+from apis.machinery.meta import cluster_of, object_key
 from pkg import bootstrap
 from pkg.controllers import conditions
-from pkg.controllers.typed import Decoded
-from pkg.controllers.where.resolve import LOCATION, Problem, cluster_of, resolve, selected_locations
+from pkg.controllers.where.resolve import LOCATION, Problem, resolve, selected_locations
 from pkg.runtime import kcp
 from pkg.runtime.connections import Connections
 from pkg.runtime.controller import Controller, Result
@@ -47,9 +53,8 @@ from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import SharedInformerFactory
 from pkg.runtime.klog import V, kv
 from pkg.runtime.manager import Manager
-from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError, RestClient
-from pkg.runtime.store import Object, cluster_namespace_key, make_key, split_key
+from pkg.runtime.store import make_key, split_key
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +104,6 @@ def _is_placement_ref(ref: OwnerReference) -> bool:
     return ref.kind == "EdgePlacement" and ref.api_version.startswith("edge.kubestellar.io/")
 
 
-def _changed(old: Mapping[str, Any], new: Mapping[str, Any], *paths: tuple[str, ...]) -> bool:
-    def at(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-        value: Any = obj
-        for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        return value
-
-    return any(at(old, p) != at(new, p) for p in paths)
-
-
 class WhereResolver:
     """The informers, handlers and reconciler of the where resolver."""
 
@@ -121,16 +116,16 @@ class WhereResolver:
         *,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
-        self.writer = writer  # at the server root: writes go to /clusters/<logical cluster>
+        self.writer = EdgeV2alpha1Client(writer)  # writes go to /clusters/<logical cluster>
         self.recorder = recorder
-        placements = factory.informer(view, f"{EDGE_API}/edgeplacements")
-        slices = factory.informer(view, f"{EDGE_API}/singleplacementslices")
-        locations = factory.informer(view, f"{EDGE_API}/locations")
-        sync_targets = factory.informer(view, f"{EDGE_API}/synctargets")
-        self.placements = Decoded(placements, EdgePlacement)
-        self.slices = Decoded(slices, SinglePlacementSlice)
-        self.locations = Decoded(locations, Location)
-        self.sync_targets = Decoded(sync_targets, SyncTarget)
+        placements = factory.informer(view, f"{EDGE_API}/edgeplacements", model=EdgePlacement)
+        slices = factory.informer(view, f"{EDGE_API}/singleplacementslices", model=SinglePlacementSlice)
+        locations = factory.informer(view, f"{EDGE_API}/locations", model=Location)
+        sync_targets = factory.informer(view, f"{EDGE_API}/synctargets", model=SyncTarget)
+        self.placements = EdgePlacementLister(placements)
+        self.slices = SinglePlacementSliceLister(slices)
+        self.locations = LocationLister(locations)
+        self.sync_targets = SyncTargetLister(sync_targets)
         self.controller: Controller[str] = Controller(NAME, self.reconcile, workers=workers)
         # Our own writes that the caches may not show yet (so a reconcile in between writes nothing):
         self._created: set[str] = set()  # SPS created, its add event not seen yet
@@ -147,50 +142,46 @@ class WhereResolver:
             on_update=lambda old, new: self._on_slice(new),
             on_delete=self._on_slice,
         )
-        location_paths = (("metadata", "labels"), ("metadata", "deletionTimestamp"), ("spec",))
         locations.add_event_handler(
             on_add=lambda obj: self._enqueue_all("Location", obj),
             on_update=lambda old, new: (
-                self._enqueue_all("Location", new) if _changed(old, new, *location_paths) else None
+                self._enqueue_all("Location", new) if _location_changed(old, new) else None
             ),
             on_delete=lambda obj: self._enqueue_all("Location", obj),
         )
-        target_paths = (("metadata", "labels"), ("metadata", "deletionTimestamp"))
         sync_targets.add_event_handler(
             on_add=lambda obj: self._enqueue_all("SyncTarget", obj),
             on_update=lambda old, new: (
-                self._enqueue_all("SyncTarget", new) if _changed(old, new, *target_paths) else None
+                self._enqueue_all("SyncTarget", new) if _target_changed(old, new) else None
             ),
             on_delete=lambda obj: self._enqueue_all("SyncTarget", obj),
         )
 
     # -- event handlers ---------------------------------------------------------------------------
 
-    def _enqueue(self, obj: Object, kind: str) -> None:
-        key = cluster_namespace_key(obj)
+    def _enqueue(self, obj: EdgePlacement | SinglePlacementSlice, kind: str) -> None:
+        key = object_key(obj)
         log.log(V(4), "queueing EdgePlacement %s", kv(triggeringKind=kind, key=key))
         self.controller.enqueue(key)
 
-    def _on_slice(self, sps: Object) -> None:
-        self._created.discard(cluster_namespace_key(sps))
+    def _on_slice(self, sps: SinglePlacementSlice) -> None:
+        self._created.discard(object_key(sps))
         self._enqueue(sps, "SinglePlacementSlice")
 
-    def _enqueue_all(self, kind: str, obj: Object) -> None:
-        log.log(
-            V(4), "queueing every EdgePlacement %s", kv(triggeringKind=kind, key=cluster_namespace_key(obj))
-        )
-        for ep in self.placements.informer.list():
-            self.controller.enqueue(cluster_namespace_key(ep))
+    def _enqueue_all(self, kind: str, obj: Location | SyncTarget) -> None:
+        log.log(V(4), "queueing every EdgePlacement %s", kv(triggeringKind=kind, key=object_key(obj)))
+        for ep in self.placements.list():
+            self.controller.enqueue(object_key(ep))
 
     # -- reconcile --------------------------------------------------------------------------------
 
     def reconcile(self, key: str) -> Result | None:
-        ep = self.placements.get(key)
+        cluster, _, name = split_key(key)
+        ep = self.placements.get(cluster, name)
         if ep is None or ep.metadata.deletion_timestamp is not None:
             self._status_written.pop(key, None)
             self._slice_written.pop(key, None)
             return None  # its SPS goes with it (ownerReference garbage collection)
-        cluster, _, name = split_key(key)
         locations = self.locations.list()
         destinations, problems = resolve(ep, locations, self.sync_targets.list())
         chosen, _ = selected_locations(ep, locations)
@@ -203,11 +194,10 @@ class WhereResolver:
     def _ensure_slice(
         self, cluster: str, name: str, ep: EdgePlacement, destinations: list[SinglePlacement]
     ) -> Result | None:
-        client = kcp.cluster(self.writer, cluster)
-        collection = f"{EDGE_API}/singleplacementslices"
+        client = self.writer.cluster(cluster).single_placement_slices
         owner = _owner_reference(ep)
         key = make_key(cluster, "", name)
-        sps = self.slices.get(key)
+        sps = self.slices.get(cluster, name)
         if sps is None:
             if key in self._created:
                 return None  # created by us a moment ago; its add event brings the placement back
@@ -216,7 +206,7 @@ class WhereResolver:
             )
             log.log(V(2), "creating SinglePlacementSlice %s", kv(workloadWorkspace=cluster, name=name))
             try:
-                created = client.create(collection, body.model_dump(mode="json", exclude_unset=True))
+                created = client.create(body)
             except ApiError as e:
                 if not e.already_exists:
                     raise
@@ -228,7 +218,7 @@ class WhereResolver:
                 kv(
                     workloadWorkspace=cluster,
                     singlePlacementSlice=name,
-                    resourceVersion=Meta(created).resource_version,
+                    resourceVersion=created.metadata.resource_version or "",
                 ),
             )
             return None
@@ -253,7 +243,7 @@ class WhereResolver:
         if not patch:
             return None
         try:
-            patched = client.patch(f"{collection}/{name}", patch)
+            patched = client.patch(name, patch)
         except ApiError as e:
             if e.not_found:
                 return None  # deleted meanwhile: its delete event brings the placement back
@@ -265,7 +255,7 @@ class WhereResolver:
                 kv(key=make_key(cluster, "", name)),
             )
             return Result(requeue=True)
-        if Meta(patched).resource_version != seen_rv:
+        if patched.metadata.resource_version != seen_rv:
             self._slice_written[key] = seen_rv
         log.log(
             V(2),
@@ -306,25 +296,18 @@ class WhereResolver:
         )
         if same:
             return
-        body = {
-            "apiVersion": EDGE_API_VERSION,
-            "kind": "EdgePlacement",
-            "metadata": {"name": name},
-            "status": {
-                "specGeneration": generation,
-                "matchingLocationCount": matching,
-                "conditions": [conditions.to_json(condition)],
-            },
-        }
+        status_body = EdgePlacementStatus(
+            spec_generation=generation, matching_location_count=matching, conditions=[condition]
+        )
         try:
-            applied = kcp.cluster(self.writer, cluster).apply(
-                f"{EDGE_API}/edgeplacements/{name}/status", body, FIELD_MANAGER
+            applied = self.writer.cluster(cluster).edge_placements.apply_status(
+                name, status_body, field_manager=FIELD_MANAGER
             )
         except ApiError as e:
             if e.not_found:
                 return  # deleted meanwhile
             raise
-        if Meta(applied).resource_version != seen_rv:
+        if applied.metadata.resource_version != seen_rv:
             self._status_written[key] = seen_rv
         log.log(
             V(2),
@@ -338,7 +321,7 @@ class WhereResolver:
         """Events for the problems: on the placement for its selectors, on a Location for its own."""
         for problem in problems:
             if problem.kind == LOCATION:
-                loc = self.locations.get(make_key(problem.cluster, "", problem.name))
+                loc = self.locations.get(problem.cluster, problem.name)
                 ref = ObjectRef(
                     cluster=problem.cluster,
                     api_version=EDGE_API_VERSION,
@@ -348,13 +331,30 @@ class WhereResolver:
                 )
             else:
                 ref = ObjectRef(
-                    cluster=cluster_of(ep.metadata),
+                    cluster=cluster_of(ep),
                     api_version=EDGE_API_VERSION,
                     kind="EdgePlacement",
                     name=ep.metadata.name or "",
                     uid=ep.metadata.uid or "",
                 )
             self.recorder.warning(ref, REASON_INVALID_SELECTOR, problem.message)
+
+
+def _location_changed(old: Location, new: Location) -> bool:
+    """What resolution reads of a Location: its labels, whether it is going, its spec."""
+    return (old.metadata.labels, old.metadata.deletion_timestamp, old.spec) != (
+        new.metadata.labels,
+        new.metadata.deletion_timestamp,
+        new.spec,
+    )
+
+
+def _target_changed(old: SyncTarget, new: SyncTarget) -> bool:
+    """What resolution reads of a SyncTarget: its labels and whether it is going."""
+    return (old.metadata.labels, old.metadata.deletion_timestamp) != (
+        new.metadata.labels,
+        new.metadata.deletion_timestamp,
+    )
 
 
 def setup(

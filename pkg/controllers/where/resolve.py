@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from apis.edge.v2alpha1 import EdgePlacement, Location, ObjectMeta, SinglePlacement, SyncTarget
+from apis.edge.v2alpha1 import EdgePlacement, Location, SinglePlacement, SyncTarget
+from apis.machinery.meta import cluster_of
 from pkg import labels
-from pkg.runtime import kcp
 
 EDGE_PLACEMENT = "EdgePlacement"
 LOCATION = "Location"
@@ -44,11 +44,6 @@ class Problem:
         return f"{self.kind} {self.name} in {self.cluster}: {self.message}"
 
 
-def cluster_of(meta: ObjectMeta) -> str:
-    """The logical cluster of an edge object (its ``kcp.io/cluster`` annotation)."""
-    return (meta.annotations or {}).get(kcp.CLUSTER_ANNOTATION, "")
-
-
 def _live(obj: Location | SyncTarget) -> bool:
     return obj.metadata.deletion_timestamp is None
 
@@ -63,7 +58,7 @@ def placement_selectors(placement: EdgePlacement) -> tuple[list[labels.Selector]
     spec = placement.spec
     if spec is None or not spec.location_selectors:
         return [], []
-    cluster = cluster_of(placement.metadata)
+    cluster = cluster_of(placement)
     name = placement.metadata.name or ""
     selectors: list[labels.Selector] = []
     problems: list[Problem] = []
@@ -83,7 +78,7 @@ def selected_locations(
     chosen = [
         loc for loc in locations if _live(loc) and labels.matches_any(selectors, loc.metadata.labels or {})
     ]
-    chosen.sort(key=lambda loc: (cluster_of(loc.metadata), loc.metadata.name or ""))
+    chosen.sort(key=lambda loc: (cluster_of(loc), loc.metadata.name or ""))
     return chosen, problems
 
 
@@ -95,7 +90,7 @@ def instance_selector(location: Location) -> tuple[labels.Selector | None, Probl
     try:
         return labels.selector_of(raw), None
     except labels.SelectorError as e:
-        cluster = cluster_of(location.metadata)
+        cluster = cluster_of(location)
         return None, Problem(LOCATION, cluster, location.metadata.name or "", f"spec.instanceSelector: {e}")
 
 
@@ -110,7 +105,7 @@ def resolve(
     by_cluster: dict[str, list[SyncTarget]] = {}
     for st in sync_targets:
         if _live(st):
-            by_cluster.setdefault(cluster_of(st.metadata), []).append(st)
+            by_cluster.setdefault(cluster_of(st), []).append(st)
     destinations: list[SinglePlacement] = []
     for loc in chosen:
         selector, problem = instance_selector(loc)
@@ -118,7 +113,7 @@ def resolve(
             problems.append(problem)
         if selector is None:
             continue
-        cluster = cluster_of(loc.metadata)
+        cluster = cluster_of(loc)
         for st in by_cluster.get(cluster, []):
             if selector.matches(st.metadata.labels or {}):
                 destinations.append(
