@@ -274,16 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", choices=sorted(SIZES), default="medium")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--baseline", type=Path, help="a checkout whose compute takes dicts, run beside")
+    ap.add_argument("--rounds", type=int, default=3, help="turns of baseline and typed runs")
     args = ap.parse_args(argv)
     n, w, m, p = SIZES[args.size]
     print(f"size {args.size}: N={n} SyncTargets, W={w} WMWs, M={m} objects, P={p} placements")
-    # The dict version runs before and after this one; the faster of its two figures per case is
-    # kept, so that load from elsewhere on the machine counts against the baseline, not for it.
-    dicts = baseline(args.baseline, args.size, args.repeat) if args.baseline else {}
-    rows = run(args.size, args.repeat)
-    if args.baseline:
-        again = baseline(args.baseline, args.size, args.repeat)
-        dicts = {case: min(ms, again.get(case, ms)) for case, ms in dicts.items()}
+    # With a baseline, the dict version and this one take turns, ``--rounds`` times; each keeps
+    # its fastest median per case, so load from elsewhere on the machine counts for neither.
+    dicts: dict[str, float] = {}
+    rows: list[tuple[str, float, int, int]] = []
+    for _ in range(args.rounds if args.baseline else 1):
+        if args.baseline:
+            got = baseline(args.baseline, args.size, args.repeat)
+            dicts = {case: min(ms, dicts.get(case, ms)) for case, ms in got.items()}
+        mine = run(args.size, args.repeat)
+        rows = mine if not rows else [r if r[1] <= m[1] else m for r, m in zip(rows, mine, strict=True)]
     base = rows[0][1]
     print(
         f"{'case':<18}{'median ms':>10}{'built':>8}{'ratio':>8}"

@@ -22,7 +22,7 @@ _EMPTY: Mapping[str, Any] = {}
 
 
 def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return value if type(value) is str else ""  # exactly str: the cheapest test
 
 
 def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:

@@ -141,12 +141,13 @@ class Problem:
     placements: tuple[str, ...] = ()
 
 
+_EMPTY_SPEC = SyncerConfigSpec(namespace_scope=NamespaceScopeDownsyncs())
+
+
 @dataclass
 class MailboxDesired:
     mailbox: str
-    syncer_config: SyncerConfigSpec = field(
-        default_factory=lambda: SyncerConfigSpec(namespace_scope=NamespaceScopeDownsyncs())
-    )
+    syncer_config: SyncerConfigSpec = field(default_factory=lambda: _EMPTY_SPEC)  # shared: read-only
     copies: dict[CopyKey, Copy] = field(default_factory=dict)
     held: dict[CopyKey, str] = field(default_factory=dict)  # key -> reason
 
@@ -175,11 +176,6 @@ class _Contribution:
     placements: set[str] = field(default_factory=set)
 
 
-def _key(gr: GroupResource, obj: Mapping[str, Any]) -> CopyKey:
-    meta = Meta(obj)
-    return CopyKey(gr, meta.namespace, meta.name)
-
-
 def _selected(
     ws: Workspace, compiled: CompiledPlacement, problems: list[str]
 ) -> tuple[dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]], set[CopyKey]]:
@@ -197,7 +193,7 @@ def _selected(
                 continue
             ns_labels: Mapping[str, str] | None = ws.namespaces.get(meta.namespace) if info.namespaced else {}
             if selects(compiled, gr, obj, ns_labels):
-                parts[_key(gr, obj)] = (obj, info)
+                parts[CopyKey(gr, meta.namespace, meta.name)] = (obj, info)
     # A selected custom object brings the CRD that defines it (an explicit selection wins).
     implicit: set[CopyKey] = set()
     for _, info in list(parts.values()):
@@ -520,12 +516,30 @@ def _mailbox(
     return _MailboxResult(md, problems, [(cluster, key) for key, (cluster, _) in winners.items()])
 
 
+_SPECS: LRUCache[tuple[Any, ...], SyncerConfigSpec] = LRUCache(maxsize=4096)
+_SPECS_LOCK = threading.Lock()
+
+
 def syncer_config_spec(
     listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[UpsyncSet]
 ) -> SyncerConfigSpec:
     """The spec of ``the-one``: per-object lists, sorted, so equal content is byte-equal
     (``namespacedObjects`` by resource, ``objectsByNamespace``, ``names``, ``clusterScope``,
-    ``objects``, and the UpsyncSets by canonical JSON; ``namespaceScope`` empty)."""
+    ``objects``, and the UpsyncSets by canonical JSON; ``namespaceScope`` empty).
+
+    Memoized by content: a mailbox built again with the same listing gets the same (shared,
+    read-only) model, so only a changed listing is validated."""
+    key = (tuple(listed), tuple(_json(u) for u in upsync))
+    with _SPECS_LOCK:
+        cached = _SPECS.get(key)
+    if cached is None:
+        cached = _build_spec(listed, upsync)
+        with _SPECS_LOCK:
+            _SPECS[key] = cached
+    return cached
+
+
+def _build_spec(listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[UpsyncSet]) -> SyncerConfigSpec:
     namespaced: dict[tuple[GroupResource, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     cluster: dict[tuple[GroupResource, str], set[str]] = defaultdict(set)
     for key, version, is_namespaced in listed:
