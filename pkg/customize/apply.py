@@ -43,6 +43,8 @@ _DNS_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 
 
 def _annotations(obj: Mapping[str, Any] | Customizer) -> Mapping[str, str]:
+    if isinstance(obj, dict):  # a workload object: checked first, the common case
+        return Meta(obj).annotations
     if isinstance(obj, Customizer):
         return obj.metadata.annotations or {}
     return Meta(obj).annotations

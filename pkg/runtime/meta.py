@@ -30,7 +30,7 @@ def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
 
 
 def _str_map(value: object) -> Mapping[str, str]:
-    return value if _is_mapping(value) else _EMPTY
+    return value if type(value) is dict or _is_mapping(value) else _EMPTY
 
 
 class Meta:
@@ -41,7 +41,7 @@ class Meta:
 
     def __init__(self, obj: Mapping[str, Any] | None) -> None:
         md = obj.get("metadata") if obj is not None else None
-        self._md: Mapping[str, Any] = md if _is_mapping(md) else _EMPTY
+        self._md: Mapping[str, Any] = md if type(md) is dict or _is_mapping(md) else _EMPTY
 
     @property
     def raw(self) -> Mapping[str, Any]:

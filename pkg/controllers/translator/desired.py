@@ -192,7 +192,7 @@ def _selected(
             if meta.deleting:
                 continue
             ns_labels: Mapping[str, str] | None = ws.namespaces.get(meta.namespace) if info.namespaced else {}
-            if selects(compiled, gr, obj, ns_labels):
+            if selects(compiled, gr, obj, ns_labels, meta):
                 parts[CopyKey(gr, meta.namespace, meta.name)] = (obj, info)
     # A selected custom object brings the CRD that defines it (an explicit selection wins).
     implicit: set[CopyKey] = set()

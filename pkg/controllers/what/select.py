@@ -299,12 +299,15 @@ def match_state(
     gr: GroupResource,
     obj: Mapping[str, Any],
     namespace_labels: Mapping[str, str] | None,
+    meta: Meta | None = None,
 ) -> bool | None:
     """Like :func:`selects`, but ``None`` when the answer depends on the labels of the object's
-    Namespace and those are unknown (``namespace_labels`` is ``None``): retry later (C8c)."""
+    Namespace and those are unknown (``namespace_labels`` is ``None``): retry later (C8c).
+    ``meta`` is ``Meta(obj)`` when the caller has it already."""
     if excluded(gr) or is_system_object(obj):
         return False
-    meta = Meta(obj)
+    if meta is None:
+        meta = Meta(obj)
     namespace, name = meta.namespace, meta.name
     if any(u.claims(gr, namespace, name) for u in p.upsync_tests):
         return False
@@ -324,6 +327,7 @@ def selects(
     gr: GroupResource,
     obj: Mapping[str, Any],
     namespace_labels: Mapping[str, str] | None,
+    meta: Meta | None = None,
 ) -> bool:
     """Whether placement ``p`` downsyncs ``obj`` (of resource ``gr``).
 
@@ -331,7 +335,7 @@ def selects(
     objects, which are tested against the empty label set); ``None`` for a namespaced object
     makes any namespaceSelectors criterion fail.
     """
-    return match_state(p, gr, obj, namespace_labels) is True
+    return match_state(p, gr, obj, namespace_labels, meta) is True
 
 
 def upsync_claims(upsync: Iterable[UpsyncSet], gr: GroupResource, namespace: str, name: str) -> bool:
