@@ -15,31 +15,43 @@ placement j in WMW j mod W selecting the Locations of groups j and j+1) and time
 * ``placement edit``: one EdgePlacement's spec replaced by an equal-but-new one plus a new clause;
 * ``location relabel``: one Location's labels changed (a parameter of its mailbox's copies).
 
-Each figure is the median of R runs, with the number of mailboxes built again, and the ratio to
-``scratch``.  The incremental cost should follow the fan-out of the change (the mailboxes it
-reaches), not the size of the whole workload.
+Each figure is the median of R runs (CPU time of the process), with the number of mailboxes built
+again, and the ratio to ``scratch``.  The incremental cost should follow the fan-out of the change
+(the mailboxes it reaches), not the size of the whole workload.
+
+The edge objects (EdgePlacement specs, Locations, destinations) are pydantic models, decoded once
+as an informer does at ingest; ``decode`` is that cost for the whole input, per object.  With
+``--baseline DIR`` (a checkout whose ``compute`` still took dicts, e.g. the lead's main before the
+typed API) the same cases run there too, in a subprocess with that checkout's code, and a
+``typed/dict`` column shows the ratio of each figure to the dict version's.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from apis.edge.v2alpha1 import EdgePlacementSpec, Location, SinglePlacement
 from pkg.controllers.translator.desired import (
     CRDS,
     NAMESPACES,
-    Destination,
     Memo,
     Placement,
     ResourceInfo,
     Workspace,
     compute,
+    mailbox_of,
 )
 from pkg.controllers.what.select import EXPAND_PARAMETERS, GroupResource
 
@@ -56,7 +68,7 @@ SIZES = {  # N SyncTargets, W WMWs, M objects, P placements
     "medium": (100, 5, 250, 5),
     "large": (1000, 10, 1000, 10),
 }
-Locations = dict[tuple[str, str], dict[str, Any]]
+Locations = dict[tuple[str, str], Location]
 
 
 @dataclass
@@ -64,9 +76,9 @@ class World:
     """The caches: what the informers would hold (replaced on change, never mutated)."""
 
     locations: Locations
-    destinations: list[Destination]
+    destinations: list[SinglePlacement]
     objects: list[dict[GroupResource, list[dict[str, Any]]]]  # per WMW
-    specs: dict[int, dict[str, Any]]  # placement j -> spec
+    specs: dict[int, EdgePlacementSpec]  # placement j -> spec
     n: int
     w: int
     p: int
@@ -87,16 +99,65 @@ class World:
         return out
 
     def mailboxes(self) -> list[str]:
-        return sorted(d.mailbox for d in self.destinations)
+        return sorted(mailbox_of(d) for d in self.destinations)
 
 
-def build(n: int, w: int, m: int, p: int) -> World:
-    locations: Locations = {}
+@dataclass
+class Raw:
+    """The edge objects as the server sends them (dicts), before decoding."""
+
+    locations: dict[tuple[str, str], dict[str, Any]]
+    destinations: list[dict[str, Any]]
+    specs: dict[int, dict[str, Any]]
+
+    def count(self) -> int:
+        return len(self.locations) + len(self.destinations) + len(self.specs)
+
+
+def decode(raw: Raw) -> tuple[Locations, list[SinglePlacement], dict[int, EdgePlacementSpec]]:
+    """What the typed informers do once per object at ingest."""
+    return (
+        {k: Location.model_validate(v) for k, v in raw.locations.items()},
+        [SinglePlacement.model_validate(d) for d in raw.destinations],
+        {j: EdgePlacementSpec.model_validate(s) for j, s in raw.specs.items()},
+    )
+
+
+def raw_inputs(n: int, p: int) -> Raw:
+    resource = {"group": "edge.kubestellar.io", "version": "v2alpha1", "resource": "synctargets"}
+    locations: dict[tuple[str, str], dict[str, Any]] = {}
     destinations = []
     for i in range(n):
         labels = {"group": f"g{i % p}", "loc-name": f"loc{i}", "region": f"r{i % 3}"}
-        locations[("imw1", f"loc{i}")] = {"metadata": {"name": f"loc{i}", "uid": f"l{i}", "labels": labels}}
-        destinations.append(Destination("imw1", f"loc{i}", f"st{i}", str(uuid.UUID(int=i + 1))))
+        locations[("imw1", f"loc{i}")] = {
+            "apiVersion": "edge.kubestellar.io/v2alpha1",
+            "kind": "Location",
+            "metadata": {"name": f"loc{i}", "uid": f"l{i}", "labels": labels},
+            "spec": {"resource": resource, "instanceSelector": {"matchLabels": {"id": f"st{i}"}}},
+        }
+        destinations.append(
+            {
+                "cluster": "imw1",
+                "locationName": f"loc{i}",
+                "syncTargetName": f"st{i}",
+                "syncTargetUID": str(uuid.UUID(int=i + 1)),
+            }
+        )
+    specs = {
+        j: {
+            "locationSelectors": [{"matchLabels": {"group": f"g{j}"}}],
+            "downsync": [
+                {"apiGroup": "", "resources": ["configmaps"], "namespaceSelectors": [{}]},
+                {"apiGroup": "apps", "resources": ["deployments"], "namespaceSelectors": [{}]},
+            ],
+        }
+        for j in range(p)
+    }
+    return Raw(locations, destinations, specs)
+
+
+def build(n: int, w: int, m: int, p: int) -> World:
+    locations, destinations, specs = decode(raw_inputs(n, p))
     objects: list[dict[GroupResource, list[dict[str, Any]]]] = [
         {CM: [], DEPLOY: [], NAMESPACES: [], CRDS: []} for _ in range(w)
     ]
@@ -118,16 +179,6 @@ def build(n: int, w: int, m: int, p: int) -> World:
             objects[j % w][NAMESPACES].append(
                 {"metadata": {"name": ns, "uid": f"n{ns}", "resourceVersion": "1"}}
             )
-    specs = {
-        j: {
-            "locationSelectors": [{"matchLabels": {"group": f"g{j}"}}],
-            "downsync": [
-                {"apiGroup": "", "resources": ["configmaps"], "namespaceSelectors": [{}]},
-                {"apiGroup": "apps", "resources": ["deployments"], "namespaceSelectors": [{}]},
-            ],
-        }
-        for j in range(p)
-    }
     return World(locations, destinations, objects, specs, n, w, p)
 
 
@@ -140,25 +191,40 @@ def edit_object(world: World, k: int) -> None:
 
 
 def edit_placement(world: World, k: int) -> None:
-    spec = copy.deepcopy(world.specs[0])
+    spec = world.specs[0].model_dump(mode="json", exclude_unset=True)
     spec["downsync"] = [
         *spec["downsync"][:2],
         {"apiGroup": "", "resources": ["configmaps"], "objectNames": [f"x{k}"]},
     ]
-    world.specs = {**world.specs, 0: spec}
+    world.specs = {**world.specs, 0: EdgePlacementSpec.model_validate(spec)}
 
 
 def relabel_location(world: World, k: int) -> None:
     key = ("imw1", "loc0")
-    loc = copy.deepcopy(world.locations[key])
+    loc = world.locations[key].model_dump(mode="json", exclude_unset=True)
     loc["metadata"]["labels"]["region"] = f"edited{k}"
-    world.locations = {**world.locations, key: loc}
+    world.locations = {**world.locations, key: Location.model_validate(loc)}
 
 
 def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this process spent in ``fn``: on a shared machine, other processes' load
+    changes wall-clock figures several-fold, CPU time much less."""
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
+
+
+# The baseline's own ``timed`` may use wall-clock time: it is replaced by the one above, by name.
+_BASELINE = """
+import sys, time
+import bench.compute as b
+def timed(fn):
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+b.timed = timed
+raise SystemExit(b.main(sys.argv[1:]))
+"""
 
 
 def run(size: str, repeat: int) -> list[tuple[str, float, int, int]]:
@@ -190,19 +256,72 @@ def run(size: str, repeat: int) -> list[tuple[str, float, int, int]]:
     return rows
 
 
+def decode_cost(size: str, repeat: int) -> tuple[float, int]:
+    """Median seconds to decode the whole edge input once, and how many objects that is."""
+    n, _, _, p = SIZES[size]
+    raw = raw_inputs(n, p)
+    return statistics.median(timed(lambda: decode(raw)) for _ in range(repeat)), raw.count()
+
+
+_ROW = re.compile(r"^(scratch|unchanged|object edit|placement edit|location relabel)\s+([\d.]+)\s")
+
+
+def baseline(directory: Path, size: str, repeat: int) -> dict[str, float]:
+    """Median CPU ms per case of ``bench.compute`` in another checkout (its own code, timed as
+    here; no bytecode written there)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(directory)}
+    out = subprocess.run(
+        [sys.executable, "-c", _BASELINE, "--size", size, "--repeat", str(repeat)],
+        cwd=directory,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = {m.group(1): float(m.group(2)) for line in out.splitlines() if (m := _ROW.match(line))}
+    if "scratch" not in found:
+        raise SystemExit(f"no figures from the baseline in {directory}:\n{out}")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="medium")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--baseline", type=Path, help="a checkout whose compute takes dicts, run beside")
+    ap.add_argument("--rounds", type=int, default=3, help="turns of baseline and typed runs")
     args = ap.parse_args(argv)
     n, w, m, p = SIZES[args.size]
     print(f"size {args.size}: N={n} SyncTargets, W={w} WMWs, M={m} objects, P={p} placements")
-    rows = run(args.size, args.repeat)
+    # With a baseline, the dict version and this one take turns, ``--rounds`` times; each keeps
+    # its fastest median per case, so load from elsewhere on the machine counts for neither.
+    dicts: dict[str, float] = {}
+    rows: list[tuple[str, float, int, int]] = []
+    for _ in range(args.rounds if args.baseline else 1):
+        if args.baseline:
+            got = baseline(args.baseline, args.size, args.repeat)
+            dicts = {case: min(ms, dicts.get(case, ms)) for case, ms in got.items()}
+        mine = run(args.size, args.repeat)
+        rows = mine if not rows else [r if r[1] <= m[1] else m for r, m in zip(rows, mine, strict=True)]
     base = rows[0][1]
-    print(f"{'case':<18}{'median ms':>10}{'built':>8}{'ratio':>8}")
+    print(
+        f"{'case':<18}{'median ms':>10}{'built':>8}{'ratio':>8}"
+        + (f"{'dict ms':>10}{'typed/dict':>12}" if dicts else "")
+    )
     for name, seconds, built, _ in rows:
-        print(f"{name:<18}{seconds * 1000:>10.1f}{built:>8}{seconds / base:>8.2f}")
+        line = f"{name:<18}{seconds * 1000:>10.1f}{built:>8}{seconds / base:>8.2f}"
+        if name in dicts:
+            line += f"{dicts[name]:>10.1f}{seconds * 1000 / dicts[name]:>12.2f}"
+        print(line)
     print(f"copies in the desired state: {rows[0][3]}; 'built' = mailboxes built (scratch: all)")
+    seconds, count = decode_cost(args.size, args.repeat)
+    print(
+        f"decode of the edge input at ingest: {seconds * 1000:.1f} ms for {count} objects "
+        f"({seconds * 1e6 / count:.1f} us each), {seconds / base:.2f} of scratch"
+    )
+    if dicts:
+        with_decode = (base + seconds) * 1000 / dicts["scratch"]
+        print(f"scratch + one full decode, typed/dict: {with_decode:.2f}")
     return 0
 
 

@@ -17,10 +17,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from apis.edge.v2alpha1 import Customizer
 from apis.edge.v2alpha1 import constants as api
 from pkg.customize.errors import CustomizeError
 from pkg.customize.expand import IDENTITY_FIELDS, expand_object, expand_string
 from pkg.customize.jsonpath import parse_path, write_in_place
+from pkg.runtime.meta import Meta
 
 __all__ = [
     "CUSTOMIZER_ANNOTATION",
@@ -40,22 +42,20 @@ _DNS_LABEL = re.compile(_LABEL)
 _DNS_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 
 
-def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
+def _annotations(obj: Mapping[str, Any] | Customizer) -> Mapping[str, str]:
+    if isinstance(obj, dict):  # a workload object: checked first, the common case
+        return Meta(obj).annotations
+    if isinstance(obj, Customizer):
+        return obj.metadata.annotations or {}
+    return Meta(obj).annotations
 
 
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    annotations = _metadata(obj).get("annotations")
-    return annotations if isinstance(annotations, Mapping) else {}
-
-
-def wants_expansion(obj: Mapping[str, Any]) -> bool:
+def wants_expansion(obj: Mapping[str, Any] | Customizer) -> bool:
     """Whether ``obj`` (a workload object or a Customizer) asks for parameter expansion."""
     return _annotations(obj).get(EXPAND_ANNOTATION) == "true"
 
 
-def needs_parameters(obj: Mapping[str, Any], customizer: Mapping[str, Any] | None) -> bool:
+def needs_parameters(obj: Mapping[str, Any], customizer: Customizer | None) -> bool:
     """Whether :func:`customize` will expand anything, so the caller must find the parameters."""
     return wants_expansion(obj) or (customizer is not None and wants_expansion(customizer))
 
@@ -75,8 +75,7 @@ def customizer_ref(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     namespace, slash, name = ref.partition("/")  # the first "/" separates the namespace
     if not slash:
         name = ref
-        own = _metadata(obj).get("namespace")
-        namespace = own if isinstance(own, str) else ""
+        namespace = Meta(obj).namespace
         if not namespace:
             bad("needs the form namespace/name on a cluster-scoped object")
     elif not _DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
@@ -108,14 +107,13 @@ def _identity(obj: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def _customizer_name(customizer: Mapping[str, Any]) -> str:
-    meta = _metadata(customizer)
-    return f"Customizer {meta.get('namespace', '')}/{meta.get('name', '')}"
+def _customizer_name(customizer: Customizer) -> str:
+    return f"Customizer {customizer.metadata.namespace or ''}/{customizer.metadata.name or ''}"
 
 
 def customize(
     obj: Mapping[str, Any],
-    customizer: Mapping[str, Any] | None,
+    customizer: Customizer | None,
     params: Mapping[str, str],
 ) -> dict[str, Any]:
     """The customized copy of ``obj`` for a destination whose parameters are ``params``.
@@ -130,17 +128,11 @@ def customize(
     if customizer is None:
         return result
     who = _customizer_name(customizer)
-    replacements = customizer.get("replacements") or []
-    if not isinstance(replacements, list):
-        raise CustomizeError(f"{who}: replacements is not a list")
     expand = wants_expansion(customizer)
     identity = _identity(obj)
-    for i, rep in enumerate(replacements):
+    for i, rep in enumerate(customizer.replacements or ()):
         where = f"{who}, replacement {i}"
-        if not isinstance(rep, Mapping) or not all(isinstance(rep.get(k), str) for k in ("path", "value")):
-            raise CustomizeError(f"{where}: needs string fields path and value")
-        path_text: str = rep["path"]
-        value_text: str = rep["value"]
+        path_text, value_text = rep.path, rep.value
         try:
             if expand:
                 path_text = expand_string(path_text, params, "in path")

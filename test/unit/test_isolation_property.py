@@ -34,14 +34,16 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from apis.edge.v2alpha1 import Customizer, EdgePlacement, EdgePlacementSpec, Location, SyncTarget
 from pkg.controllers.translator.desired import (
     CopyKey,
     Desired,
-    Destination,
     Placement,
     ResourceInfo,
     Workspace,
     compute,
+    destinations,
+    syncer_config_json,
 )
 from pkg.controllers.what.select import GroupResource
 from pkg.controllers.where.resolve import resolve
@@ -610,13 +612,34 @@ def system(world: World) -> tuple[Desired, list[str]]:
     return compute(views, locations, mailboxes), mailboxes
 
 
+_CUSTOMIZERS: dict[int, tuple[Obj, Customizer]] = {}
+
+
+def typed_customizer(c: Obj) -> Customizer:
+    """The model of one of the world's Customizer dicts, the same model for the same dict (the
+    memo recognises Customizers by identity, as the informers' decoded models are)."""
+    hit = _CUSTOMIZERS.get(id(c))
+    if hit is None or hit[0] is not c:
+        hit = _CUSTOMIZERS[id(c)] = (c, Customizer.model_validate(c))
+    return hit[1]
+
+
+_SYNCTARGETS = {"group": EDGE, "version": "v2alpha1", "resource": "synctargets"}
+
+
+def as_location(loc: Obj) -> Location:
+    """The model of a world's Location (which leaves out ``spec.resource``, always the same)."""
+    spec = {"resource": _SYNCTARGETS, **(loc.get("spec") or {})}
+    return Location.model_validate({**loc, "spec": spec})
+
+
 def inputs(
     world: World,
-) -> tuple[list[Workspace], dict[tuple[str, str], Obj], list[str]]:
+) -> tuple[list[Workspace], dict[tuple[str, str], Location], list[str]]:
     """compute()'s arguments for ``world``: the WMW views (after where resolution), the Locations
     and the mailboxes.  The objects in them are the world's own dicts, not copies."""
-    all_locations = [loc for _, locs, _ in world.inventory for loc in locs]
-    all_targets = [t for _, _, ts in world.inventory for t in ts]
+    all_locations = [as_location(loc) for _, locs, _ in world.inventory for loc in locs]
+    all_targets = [SyncTarget.model_validate(t) for _, _, ts in world.inventory for t in ts]
     views = []
     for w in world.wmws:
         resources = {
@@ -634,8 +657,8 @@ def inputs(
                 "metadata": {"name": p["name"], "annotations": {CLUSTER_ANN: w["cluster"]}},
                 "spec": p["spec"],
             }
-            dests, _ = resolve(ep, all_locations, all_targets)
-            ps.append(Placement(p["name"], p["spec"], sorted({Destination.of(d) for d in dests})))
+            dests, _ = resolve(EdgePlacement.model_validate(ep), all_locations, all_targets)
+            ps.append(Placement(p["name"], EdgePlacementSpec.model_validate(p["spec"]), destinations(dests)))
         views.append(
             Workspace(
                 cluster=w["cluster"],
@@ -644,10 +667,12 @@ def inputs(
                 resources=resources,
                 objects=dict(objects),
                 namespaces=w["namespaces"],
-                customizers=w["customizers"],
+                customizers={ref: typed_customizer(c) for ref, c in w["customizers"].items()},
             )
         )
-    locations = {(imw, loc["metadata"]["name"]): loc for imw, locs, _ in world.inventory for loc in locs}
+    locations = {
+        (imw, loc["metadata"]["name"]): as_location(loc) for imw, locs, _ in world.inventory for loc in locs
+    }
     mailboxes = sorted(f"{imw}-mb-{t['metadata']['uid']}" for imw, _, ts in world.inventory for t in ts)
     return views, locations, mailboxes
 
@@ -730,7 +755,7 @@ def test_isolation_matches_brute_force_oracle(coverage: Coverage, world: World) 
     # is known), and carries the upsync of every placement reaching the mailbox.
     for m in mailboxes:
         md = desired.mailboxes.get(m)
-        spec = md.syncer_config if md else {"namespaceScope": {}}
+        spec = syncer_config_json(md.syncer_config) if md else {"namespaceScope": {}}
         want = {k for (mb, k) in want_copies if mb == m} | {
             k for (mb, k), r in exp.held.items() if mb == m and r == "CustomizationFailed"
         }

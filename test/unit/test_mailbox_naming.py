@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from apis.edge.v2alpha1 import SyncTarget
 from pkg.controllers.mailbox import (
     InvalidMailboxName,
     is_mailbox_name,
@@ -79,9 +80,9 @@ def test_what_looks_like_a_mailbox(name: str, parsed: tuple[str, str] | None) ->
 
 def test_mailbox_of_a_listed_sync_target() -> None:
     st = {"metadata": {"name": "florin", "uid": UID_F, "annotations": {"kcp.io/cluster": "imw1"}}}
-    assert mailbox_of(st) == f"imw1-mb-{UID_F}"
+    assert mailbox_of(SyncTarget.model_validate(st)) == f"imw1-mb-{UID_F}"
     with pytest.raises(InvalidMailboxName, match="logical cluster is unknown"):
-        mailbox_of({"metadata": {"name": "florin", "uid": UID_F}})
+        mailbox_of(SyncTarget.model_validate({"metadata": {"name": "florin", "uid": UID_F}}))
 
 
 def test_mailboxes_bind_the_edge_export_once_and_every_kube_export() -> None:

@@ -17,18 +17,22 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from apis.edge.v2alpha1 import Customizer, EdgePlacementSpec, Location, SinglePlacement
 from pkg.controllers.translator.desired import (
     CRDS,
     NAMESPACES,
     CopyKey,
     Desired,
-    Destination,
+    MailboxDesired,
     Placement,
     ResourceInfo,
     Workspace,
     compute,
+    destinations,
     mailbox_name,
+    syncer_config_json,
 )
 from pkg.controllers.what.select import (
     CUSTOMIZER_ANNOTATION,
@@ -148,12 +152,25 @@ def workspace(
         resources=dict(resources or INFO),
         objects=by_gr,
         namespaces=ns_labels,
-        customizers={(str(c["metadata"]["namespace"]), str(c["metadata"]["name"])): c for c in customizers},
+        customizers={
+            (str(c["metadata"]["namespace"]), str(c["metadata"]["name"])): Customizer.model_validate(c)
+            for c in customizers
+        },
     )
 
 
+Destination = SinglePlacement
+
+
 def dest(location: str, uid: str, *, sync_target: str | None = None, cluster: str = "imw1") -> Destination:
-    return Destination(cluster, location, sync_target or location, uid)
+    return SinglePlacement(
+        cluster=cluster, location_name=location, sync_target_name=sync_target or location, sync_target_uid=uid
+    )
+
+
+def sc(m: MailboxDesired) -> dict[str, Any]:
+    """A mailbox's the-one spec as the API writes it."""
+    return syncer_config_json(m.syncer_config)
 
 
 def location(
@@ -165,12 +182,12 @@ def location(
     return {"apiVersion": f"{EDGE_GROUP}/v2alpha1", "kind": "Location", "metadata": md}
 
 
-def locations(*locs: Mapping[str, Any], cluster: str = "imw1") -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(cluster, str(loc["metadata"]["name"])): loc for loc in locs}
+def locations(*locs: Mapping[str, Any], cluster: str = "imw1") -> dict[tuple[str, str], Location]:
+    return {(cluster, str(loc["metadata"]["name"])): Location.model_validate(loc) for loc in locs}
 
 
-def placement(name: str, destinations: Iterable[Destination], **spec: Any) -> Placement:
-    return Placement(name, spec, sorted(destinations))
+def placement(name: str, dests: Iterable[Destination], **spec: Any) -> Placement:
+    return Placement(name, EdgePlacementSpec.model_validate(spec), destinations(dests))
 
 
 def clause(group: str, resource: str, **kw: Any) -> dict[str, Any]:
@@ -209,7 +226,7 @@ def listed_keys(spec: Mapping[str, Any]) -> set[CopyKey]:
 
 def checked_compute(
     workspaces: list[Workspace],
-    locs: Mapping[tuple[str, str], Mapping[str, Any]],
+    locs: Mapping[tuple[str, str], Location],
     mailboxes: list[str] | tuple[str, ...] = (),
 ) -> Desired:
     """compute(), also checking that it leaves its arguments as they were."""
@@ -245,8 +262,10 @@ WMW_S = "1r9y4n5u0vqabl3t"
 ENV_PATH = "$.spec.template.spec.containers.0.env.0.value"
 
 
-def example1_locations() -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {("imw1", d["metadata"]["name"]): d for d in IMW1 if d["kind"] == "Location"}
+def example1_locations() -> dict[tuple[str, str], Location]:
+    return {
+        ("imw1", d["metadata"]["name"]): Location.model_validate(d) for d in IMW1 if d["kind"] == "Location"
+    }
 
 
 def expected_the_one() -> dict[str, dict[str, Any]]:
@@ -292,7 +311,9 @@ def _placement_from_fixture(stem: str) -> Placement:
     ep = _find(docs, "EdgePlacement")
     sps = _find(docs, "SinglePlacementSlice")
     return Placement(
-        ep["metadata"]["name"], ep["spec"], sorted(Destination.of(d) for d in sps["destinations"])
+        ep["metadata"]["name"],
+        EdgePlacementSpec.model_validate(ep["spec"]),
+        destinations(SinglePlacement.model_validate(d) for d in sps["destinations"]),
     )
 
 
@@ -431,11 +452,11 @@ def test_example1_the_one_is_exactly_a5() -> None:
     d = example1()
     assert set(d.mailboxes) == {MB_F, MB_G}
     want = expected_the_one()
-    assert d.mailboxes[MB_F].syncer_config == want[MB_F]
-    assert d.mailboxes[MB_G].syncer_config == want[MB_G]
+    assert sc(d.mailboxes[MB_F]) == want[MB_F]
+    assert sc(d.mailboxes[MB_G]) == want[MB_G]
     # florin: no clusterScope key at all (KUBE_VIA_CRDS=false); the version field is the version only.
-    assert "clusterScope" not in d.mailboxes[MB_F].syncer_config
-    assert {e["apiVersion"] for e in d.mailboxes[MB_G].syncer_config["namespacedObjects"]} == {"v1"}
+    assert "clusterScope" not in sc(d.mailboxes[MB_F])
+    assert {e["apiVersion"] for e in sc(d.mailboxes[MB_G])["namespacedObjects"]} == {"v1"}
 
 
 def test_example1_has_no_problems_and_nothing_held() -> None:
@@ -451,7 +472,7 @@ def _canonical(d: Desired) -> str:
     return json.dumps(
         {
             name: {
-                "the-one": m.syncer_config,
+                "the-one": sc(m),
                 "copies": {
                     str(k): [c.api_version, c.body, c.create_only, c.source_cluster]
                     for k, c in m.copies.items()
@@ -526,7 +547,7 @@ def test_example1_copies_in_guilder_a6() -> None:
         key(CRDS, "crontabs.stable.example.com"),
     }
     # Everything in the mailbox is listed in the-one and vice versa.
-    assert listed_keys(m.syncer_config) == set(m.copies)
+    assert listed_keys(sc(m)) == set(m.copies)
     bodies = {k: c.body for k, c in m.copies.items()}
     assert bodies[key(CM, "httpd-htdocs", "commonstuff")]["data"] == {
         "index.html": _html("common", "guilder")
@@ -592,7 +613,7 @@ def test_example1_never_copies_system_or_edge_objects_or_unselected_namespaces()
         assert (SA, "commonstuff", "default") not in names
         assert all(k.gr != CUSTOMIZERS for k in m.copies)
         assert key(NAMESPACES, "commonstuff") not in m.copies  # C17: not explicitly selected
-        assert key(NAMESPACES, "commonstuff") not in listed_keys(m.syncer_config)
+        assert key(NAMESPACES, "commonstuff") not in listed_keys(sc(m))
 
 
 def test_example1_executing_counts_a7() -> None:
@@ -616,10 +637,10 @@ def test_example1_delete_edge_placement_c_a8(wmw_c_gone: bool) -> None:
     workspaces = [wmw_s()] if wmw_c_gone else [wmw_c(with_placement=False), wmw_s()]
     d = checked_compute(workspaces, example1_locations(), [MB_F, MB_G])
     florin = d.mailboxes[MB_F]
-    assert florin.syncer_config == {"namespaceScope": {}}
+    assert sc(florin) == {"namespaceScope": {}}
     assert florin.copies == {} and florin.held == {}
     guilder = d.mailboxes[MB_G]
-    assert guilder.syncer_config == {
+    assert sc(guilder) == {
         "namespaceScope": {},
         "namespacedObjects": [
             {
@@ -695,14 +716,14 @@ def test_placement_matching_no_object_still_contributes_upsync() -> None:
     )
     ws = workspace("ws1", [(CM, cm("other"))], [p])
     d = checked_compute([ws], locations(LOC1))
-    assert d.mailboxes[MB1].syncer_config == {"namespaceScope": {}, "upsync": [U1, U2]}
+    assert sc(d.mailboxes[MB1]) == {"namespaceScope": {}, "upsync": [U1, U2]}
     assert d.mailboxes[MB1].copies == {}
 
 
 def test_placement_without_downsync_contributes_upsync() -> None:
     p = placement("p", [dest("loc1", "uid1")], upsync=[U2])
     d = checked_compute([workspace("ws1", [(CM, cm("x"))], [p])], locations(LOC1))
-    assert d.mailboxes[MB1].syncer_config == {"namespaceScope": {}, "upsync": [U2]}
+    assert sc(d.mailboxes[MB1]) == {"namespaceScope": {}, "upsync": [U2]}
 
 
 def test_upsync_lists_keep_their_order_and_differently_ordered_sets_are_distinct() -> None:
@@ -711,14 +732,14 @@ def test_upsync_lists_keep_their_order_and_differently_ordered_sets_are_distinct
     p1 = placement("p1", [dest("loc1", "uid1")], upsync=[a])
     p2 = placement("p2", [dest("loc1", "uid1")], upsync=[b, a])
     d = checked_compute([workspace("ws1", [], [p1, p2])], locations(LOC1))
-    assert d.mailboxes[MB1].syncer_config["upsync"] == [b, a]
+    assert sc(d.mailboxes[MB1])["upsync"] == [b, a]
 
 
 def test_upsync_union_over_workspaces_is_deduplicated() -> None:
     p1 = placement("p", [dest("loc1", "uid1")], upsync=[U1])
     p2 = placement("q", [dest("loc1", "uid1")], upsync=[U2, U1])
     d = checked_compute([workspace("ws1", [], [p1]), workspace("ws2", [], [p2])], locations(LOC1))
-    assert d.mailboxes[MB1].syncer_config["upsync"] == [U1, U2]
+    assert sc(d.mailboxes[MB1])["upsync"] == [U1, U2]
 
 
 def test_upsync_takes_precedence_over_downsync_c20() -> None:
@@ -735,7 +756,7 @@ def test_upsync_takes_precedence_over_downsync_c20() -> None:
     ws = workspace("ws1", [(SPROCKETS, george), (SPROCKETS, fred), (SPROCKETS, elsewhere)], [p])
     m = checked_compute([ws], locations(LOC1)).mailboxes[MB1]
     assert set(m.copies) == {key(SPROCKETS, "fred", "orbital"), key(SPROCKETS, "george", "ground")}
-    assert m.syncer_config["namespacedObjects"] == [
+    assert sc(m)["namespacedObjects"] == [
         {
             "group": "group1.test",
             "resource": "sprockets",
@@ -746,7 +767,7 @@ def test_upsync_takes_precedence_over_downsync_c20() -> None:
             ],
         }
     ]
-    assert m.syncer_config["upsync"] == [U1]
+    assert sc(m)["upsync"] == [U1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -779,7 +800,7 @@ def test_several_locations_one_sync_target_give_one_mailbox_with_the_union() -> 
         "x": "a",
         "y": "gold",
     }
-    assert listed_keys(m.syncer_config) == set(m.copies)
+    assert listed_keys(sc(m)) == set(m.copies)
 
 
 def test_location_label_wins_over_its_own_annotation() -> None:
@@ -805,7 +826,7 @@ def test_parameter_conflict_between_locations_holds_back_only_the_copies_using_i
     assert set(m.copies) == {key(CM, "uses-zone", "default")}
     assert m.copies[key(CM, "uses-zone", "default")].body["data"] == {"k": "a"}
     # Held back but still listed: the edge keeps what it has.
-    assert k_env in listed_keys(m.syncer_config)
+    assert k_env in listed_keys(sc(m))
     [problem] = d.problems
     assert problem.reason == "CustomizationFailed"
     assert problem.cluster == "ws1"
@@ -836,7 +857,7 @@ def test_undefined_parameter_holds_back_that_copy_only() -> None:
         m = d.mailboxes[mb]
         assert m.held == {key(CM, "bad", "default"): "CustomizationFailed"}
         assert set(m.copies) == {key(CM, "good", "default")}
-        assert listed_keys(m.syncer_config) == {key(CM, "bad", "default"), key(CM, "good", "default")}
+        assert listed_keys(sc(m)) == {key(CM, "bad", "default"), key(CM, "good", "default")}
     assert len(d.problems) == 2
     assert all(pr.reason == "CustomizationFailed" and "id" in pr.message for pr in d.problems)
     assert {pr.message.split("mailbox ")[1].split(" ")[0] for pr in d.problems} == {MB1, MB2}
@@ -939,7 +960,7 @@ def test_same_object_from_two_workspaces_smallest_path_wins() -> None:
         assert c.source_cluster == "zzz"
         assert c.body["data"] == {"from": "root:a"}
         assert m.held == {}
-        assert listed_keys(m.syncer_config) == {key(CM, "x", "default")}
+        assert listed_keys(sc(m)) == {key(CM, "x", "default")}
         [problem] = d.problems
         assert problem.reason == "Conflict"
         assert problem.cluster == "aaa"
@@ -996,7 +1017,7 @@ def test_highest_common_version_is_used_per_resource_and_mailbox() -> None:
         c = shared.copies[key(CRONTABS, name, "default")]
         assert c.api_version == "stable.example.com/v1beta1"
         assert c.body["apiVersion"] == "stable.example.com/v1beta1"
-    [entry] = [e for e in shared.syncer_config["namespacedObjects"] if e["resource"] == "crontabs"]
+    [entry] = [e for e in sc(shared)["namespacedObjects"] if e["resource"] == "crontabs"]
     assert entry == {
         "group": "stable.example.com",
         "resource": "crontabs",
@@ -1022,9 +1043,9 @@ def test_no_common_version_holds_back_and_does_not_list() -> None:
     held = {key(CRONTABS, "tab-a", "default"), key(CRONTABS, "tab-b", "default")}
     assert m.held == dict.fromkeys(held, "NoCommonVersion")
     assert not held & set(m.copies)
-    listed = listed_keys(m.syncer_config)
+    listed = listed_keys(sc(m))
     assert not held & listed
-    assert all(e["resource"] != "crontabs" for e in m.syncer_config["namespacedObjects"])
+    assert all(e["resource"] != "crontabs" for e in sc(m)["namespacedObjects"])
     # Everything else still goes: both configmaps and the (same) CRD, from the smallest path.
     assert {
         key(CM, "cm-a", "default"),
@@ -1059,7 +1080,7 @@ def test_invalid_selector_is_reported_and_the_rest_still_works() -> None:
     assert all(pr.placements == ("p",) and pr.obj is None for pr in d.problems)
     m = d.mailboxes[MB1]
     assert set(m.copies) == {key(CM, "good", "default")}
-    assert m.syncer_config["upsync"] == [U1]
+    assert sc(m)["upsync"] == [U1]
 
 
 def test_create_only_flag() -> None:
@@ -1091,7 +1112,7 @@ def test_explicitly_selected_namespace_is_in_cluster_scope_and_others_are_not() 
     )
     objs = [(NAMESPACES, namespace("picked")), (NAMESPACES, namespace("implicit")), (CM, cm("x", "implicit"))]
     m = checked_compute([workspace("ws1", objs, [p])], locations(LOC1)).mailboxes[MB1]
-    assert m.syncer_config["clusterScope"] == [
+    assert sc(m)["clusterScope"] == [
         {"group": "", "resource": "namespaces", "apiVersion": "v1", "objects": ["picked"]}
     ]
     assert set(m.copies) == {key(NAMESPACES, "picked"), key(CM, "x", "implicit")}
@@ -1136,9 +1157,9 @@ def test_known_mailbox_without_destination_gets_an_empty_the_one() -> None:
     assert set(d.mailboxes) == {MB1, MB2}
     empty = d.mailboxes[MB2]
     assert empty.mailbox == MB2
-    assert empty.syncer_config == {"namespaceScope": {}}
+    assert sc(empty) == {"namespaceScope": {}}
     assert empty.copies == {} and empty.held == {}
-    assert checked_compute([], {}, [MB1]).mailboxes[MB1].syncer_config == {"namespaceScope": {}}
+    assert sc(checked_compute([], {}, [MB1]).mailboxes[MB1]) == {"namespaceScope": {}}
 
 
 def test_placement_without_destinations_creates_no_mailbox_and_counts_zero() -> None:
@@ -1203,7 +1224,7 @@ def test_implicit_crd_absent_from_workspace_is_not_invented() -> None:
     p = placement("p", [dest("loc1", "uid1")], downsync=[clause("stable.example.com", "crontabs")])
     m = checked_compute([workspace("ws1", [(CRONTABS, tab)], [p])], locations(LOC1)).mailboxes[MB1]
     assert set(m.copies) == {key(CRONTABS, "t", "default")}
-    assert "clusterScope" not in m.syncer_config
+    assert "clusterScope" not in sc(m)
 
 
 def test_overlapping_placements_same_object_listed_once_c5() -> None:
@@ -1215,7 +1236,7 @@ def test_overlapping_placements_same_object_listed_once_c5() -> None:
     )
     p2 = placement("p2", [dest("loc2", "uid2")], downsync=[clause("", "configmaps", objectNames=["x"])])
     d = checked_compute([workspace("ws1", [(CM, cm("x"))], [p1, p2])], locations(LOC1, LOC2))
-    assert d.mailboxes[MB2].syncer_config["namespacedObjects"][0]["objectsByNamespace"] == [
+    assert sc(d.mailboxes[MB2])["namespacedObjects"][0]["objectsByNamespace"] == [
         {"namespace": "default", "names": ["x"]}
     ]
     assert d.executing_counts == {("ws1", key(CM, "x", "default")): 2}
@@ -1251,19 +1272,15 @@ def test_conflict_loser_does_not_execute_in_that_mailbox() -> None:
     assert d.executing_counts == {("l", key(CM, "x", "default")): 0}
 
 
-def test_malformed_upsync_entry_is_reported_not_a_crash() -> None:
-    p = placement(
-        "p", [dest("loc1", "uid1")], downsync=[clause("", "configmaps")], upsync=["not-an-object", U1]
-    )
-    d = compute([workspace("ws1", [(CM, cm("x"))], [p])], locations(LOC1))
-    assert d.placement_problems[("ws1", "p")]
-    assert d.mailboxes[MB1].syncer_config["upsync"] == [U1]
-
-
-def test_non_boolean_want_singleton_is_false_as_reported() -> None:
-    p = placement(
-        "p", [dest("loc1", "uid1")], downsync=[clause("", "configmaps")], wantSingletonReportedState="false"
-    )
-    d = compute([workspace("ws1", [(CM, cm("x"))], [p])], locations(LOC1))
-    assert any("wantSingletonReportedState" in s for s in d.placement_problems[("ws1", "p")])
-    assert d.executing_counts == {}
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"downsync": [clause("", "configmaps")], "upsync": ["not-an-object", U1]},
+        {"downsync": [clause("", "configmaps")], "wantSingletonReportedState": "false"},
+    ],
+)
+def test_wrongly_typed_spec_never_reaches_compute(spec: dict[str, Any]) -> None:
+    """The CRD's schema rejects these; the model decoded at ingest does too (that informer keeps
+    the object out and reports it), so compute never sees them."""
+    with pytest.raises(ValidationError):
+        placement("p", [dest("loc1", "uid1")], **spec)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from apis.edge.v2alpha1 import EdgePlacementSpec, SinglePlacement, UpsyncSet
 from pkg.controllers.translator.desired import (
     CRDS,
     CopyKey,
-    Destination,
     Placement,
     ResourceInfo,
     Workspace,
     compute,
+    mailbox_of,
+    syncer_config_json,
 )
 from pkg.controllers.translator.upsync import UpsyncSource, upsync_crds
 from pkg.controllers.what.select import GroupResource
@@ -38,8 +40,9 @@ def source(
     served: dict[tuple[str, str], str | None] = {("", "configmaps"): None}
     for c in crds:
         served[(c["spec"]["group"], c["spec"]["names"]["plural"])] = c["metadata"]["name"]
+    clauses = [UpsyncSet.model_validate(u) for u in upsync]
     return UpsyncSource(
-        cluster, f"root:{cluster}", placement, upsync, served, {c["metadata"]["name"]: c for c in crds}
+        cluster, f"root:{cluster}", placement, clauses, served, {c["metadata"]["name"]: c for c in crds}
     )
 
 
@@ -76,14 +79,13 @@ def test_another_contributing_workspace_defining_it_is_enough() -> None:
     assert unserved == []
 
 
-def test_a_deleting_crd_is_not_projected_and_bad_clauses_are_ignored() -> None:
+def test_a_deleting_crd_is_not_projected_and_groupless_clauses_name_nothing() -> None:
     s = crd("group1.test", "sprockets")
     s["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     clauses: list[Mapping[str, Any]] = [
         {"apiGroup": "group1.test", "resources": ["sprockets"]},
         {"resources": ["sprockets"]},
         {"apiGroup": "*", "resources": ["x"]},
-        {"apiGroup": "group1.test", "resources": "sprockets"},
     ]
     wanted, unserved = upsync_crds([source("a", clauses, [s])])
     assert wanted == {}
@@ -102,20 +104,22 @@ def wmw(cluster: str, path: str, crds: Sequence[dict[str, Any]], spec: dict[str,
         gr = GroupResource(c["spec"]["group"], c["spec"]["names"]["plural"])
         resources[gr] = ResourceInfo(gr, c["spec"]["names"]["kind"], True, ("v1",), crd=c["metadata"]["name"])
     objects: dict[GroupResource, list[Mapping[str, Any]]] = {CRDS: list(crds), CM: []}
-    return Workspace(cluster, path, [Placement("p", spec, [DEST])], resources, objects, {}, {})
+    placement = Placement("p", EdgePlacementSpec.model_validate(spec), [DEST])
+    return Workspace(cluster, path, [placement], resources, objects, {}, {})
 
 
-DEST = Destination("imw1", "florin", "florin", "uid-f")
+DEST = SinglePlacement(cluster="imw1", location_name="florin", sync_target_name="florin", sync_target_uid="uid-f")
 SPROCKET_KEY = CopyKey(CRDS, "", "sprockets.group1.test")
 
 
 def test_compute_projects_the_crd_without_listing_it() -> None:
     d = compute([wmw("a", "root:a", [crd("group1.test", "sprockets")], {"upsync": [GROUP1]})], {})
-    md = d.mailboxes[DEST.mailbox]
+    md = d.mailboxes[mailbox_of(DEST)]
     assert set(md.copies) == {SPROCKET_KEY}
     assert md.copies[SPROCKET_KEY].body["spec"]["group"] == "group1.test"
-    assert "clusterScope" not in md.syncer_config
-    assert md.syncer_config["upsync"] == [GROUP1]
+    the_one = syncer_config_json(md.syncer_config)
+    assert "clusterScope" not in the_one
+    assert the_one["upsync"] == [GROUP1]
     # flanges are defined nowhere: reported on the placement, and as a problem (an Event).
     [message] = d.upsync_unserved[("a", "p")]
     assert "flanges.group1.test" in message
@@ -128,9 +132,9 @@ def test_compute_lists_the_crd_when_downsync_selects_it() -> None:
     ]
     spec = {"upsync": [GROUP1], "downsync": downsync}
     d = compute([wmw("a", "root:a", [crd("group1.test", "sprockets")], spec)], {})
-    md = d.mailboxes[DEST.mailbox]
+    md = d.mailboxes[mailbox_of(DEST)]
     assert SPROCKET_KEY in md.copies
-    assert md.syncer_config["clusterScope"][0]["objects"] == ["sprockets.group1.test"]
+    assert syncer_config_json(md.syncer_config)["clusterScope"][0]["objects"] == ["sprockets.group1.test"]
 
 
 def test_compute_conflicting_crds_smallest_path_wins_reported() -> None:
@@ -138,7 +142,7 @@ def test_compute_conflicting_crds_smallest_path_wins_reported() -> None:
     a = wmw("ca", "root:zz", [crd("group1.test", "sprockets", uid="from-zz")], spec)
     b = wmw("cb", "root:aa", [crd("group1.test", "sprockets", uid="from-aa", scope="Cluster")], spec)
     d = compute([a, b], {})
-    md = d.mailboxes[DEST.mailbox]
+    md = d.mailboxes[mailbox_of(DEST)]
     assert md.copies[SPROCKET_KEY].source_cluster == "cb"
     assert md.copies[SPROCKET_KEY].body["spec"]["scope"] == "Cluster"
     [conflict] = [p for p in d.problems if p.reason == "Conflict"]

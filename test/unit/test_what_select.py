@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from apis.edge.v2alpha1 import EdgePlacementSpec, UpsyncSet
+from pkg.controllers.what import select
 from pkg.controllers.what.select import (
     CUSTOMIZER_ANNOTATION,
     DOWNSYNC_OVERWRITE,
@@ -20,8 +23,6 @@ from pkg.controllers.what.select import (
     PROJECTED_LABEL,
     CompiledPlacement,
     GroupResource,
-    canonical_upsync,
-    compile_placement,
     could_select,
     create_only,
     excluded,
@@ -29,7 +30,6 @@ from pkg.controllers.what.select import (
     match_state,
     pick_version,
     selects,
-    upsync_claims,
     version_sort_key,
 )
 
@@ -62,6 +62,24 @@ def obj(
     if annotations is not None:
         md["annotations"] = annotations
     return {"apiVersion": api_version, "kind": kind, "metadata": md, **top}
+
+
+def compile_placement(spec: dict[str, Any]) -> tuple[CompiledPlacement, list[str]]:
+    """:func:`select.compile_placement` of the spec model that the server's ``spec`` decodes to."""
+    return select.compile_placement(EdgePlacementSpec.model_validate(spec))
+
+
+def upsync_claims(upsync: list[dict[str, Any]], gr: GroupResource, namespace: str, name: str) -> bool:
+    return select.upsync_claims([UpsyncSet.model_validate(u) for u in upsync], gr, namespace, name)
+
+
+def canonical_upsync(upsync: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = select.canonical_upsync([UpsyncSet.model_validate(u) for u in upsync])
+    return [u.model_dump(mode="json", exclude_unset=True) for u in out]
+
+
+def upsync_of(p: CompiledPlacement) -> list[dict[str, Any]]:
+    return [u.model_dump(mode="json", exclude_unset=True) for u in p.upsync]
 
 
 def compiled(spec: dict[str, Any]) -> CompiledPlacement:
@@ -388,7 +406,7 @@ B1_SPEC: dict[str, Any] = {
 def test_b1_what_resolver() -> None:
     p = compiled(B1_SPEC)
     assert p.want_singleton is True
-    assert p.upsync == []
+    assert upsync_of(p) == []
     ns_labels = {
         "default": {"kubernetes.io/metadata.name": "default"},
         "ns2": {"kubernetes.io/metadata.name": "ns2"},
@@ -481,7 +499,7 @@ EP_S: dict[str, Any] = {
 def test_a4_edge_placement_c() -> None:
     p = compiled(EP_C)
     assert p.want_singleton
-    assert p.upsync == EP_C["upsync"]  # verbatim
+    assert upsync_of(p) == EP_C["upsync"]  # as given
     ns_labels = {"commonstuff": {"kubernetes.io/metadata.name": "commonstuff"}}
     cands = [
         (NS, obj("commonstuff", kind="Namespace")),
@@ -612,14 +630,19 @@ def test_upsync_claims_rules() -> None:
     assert not upsync_claims([], CM, "ns", "a")
 
 
-def test_upsync_claims_tolerates_malformed_sets() -> None:  # decision 7
-    bad: list[Any] = [
+@pytest.mark.parametrize(
+    "bad",
+    [
         "nope",
         {"apiGroup": 3, "resources": ["configmaps"], "names": ["*"]},
         {"apiGroup": "", "resources": "configmaps", "names": "*"},
         {"apiGroup": "", "resources": [1, None], "names": ["*"]},
-    ]
-    assert not upsync_claims(bad, CM, "", "a")
+    ],
+)
+def test_malformed_upsync_sets_never_become_a_model(bad: Any) -> None:  # decision 7
+    """The CRD's schema rejects these; so does the model decoded at ingest: never matched."""
+    with pytest.raises(ValidationError):
+        UpsyncSet.model_validate(bad)
 
 
 def test_upsync_precedence_only_within_the_placement() -> None:  # behaviour 10.7
@@ -657,7 +680,7 @@ def test_c2e_only_selector_invalid_matches_nothing_not_everything() -> None:
     p, problems = compile_placement(
         {
             "downsync": [
-                {"resources": ["configmaps"], "labelSelectors": [{"matchLabels": {"special": True}}]},
+                {"resources": ["configmaps"], "labelSelectors": [{"matchLabels": {"special": "not ok!"}}]},
                 {"resources": ["namespaces"], "namespaceSelectors": [{"matchLabels": {"bad key": "x"}}]},
                 {
                     "resources": ["secrets"],
@@ -700,23 +723,13 @@ def test_c2e_only_selector_invalid_matches_nothing_not_everything() -> None:
         ({"wantSingletonReportedState": "yes"}, "wantSingletonReportedState"),
     ],
 )
-def test_malformed_spec_is_reported_not_raised(spec: dict[str, Any], fragment: str) -> None:
-    p, problems = compile_placement(spec)
-    assert any(fragment in m for m in problems), problems
-    assert not selects(p, CM, obj("a", "ns"), {})
-    assert p.want_singleton is False
-
-
-def test_malformed_clause_does_not_disable_the_others() -> None:
-    p, problems = compile_placement(
-        {
-            "downsync": [{"resources": "configmaps"}, {"resources": ["configmaps"]}],
-            "upsync": ["x", {"apiGroup": "g"}],
-        }
-    )
-    assert problems
-    assert selects(p, CM, obj("a", "ns"), {})
-    assert p.upsync == [{"apiGroup": "g"}]
+def test_malformed_spec_never_becomes_a_model(spec: dict[str, Any], fragment: str) -> None:
+    """Wrong types are the CRD schema's job (the server rejects them) and the model's (ingest
+    keeps such an object out and reports it); selection never re-checks them."""
+    with pytest.raises(ValidationError) as err:
+        EdgePlacementSpec.model_validate(spec)
+    field = fragment.split(" ")[0].replace("[", ".").replace("]", "")
+    assert field.split(".")[0] in str(err.value), err.value
 
 
 def test_c28_unknown_fields_are_ignored() -> None:
@@ -736,9 +749,9 @@ def test_malformed_object_does_not_crash() -> None:
 
 
 def test_want_singleton_and_upsync_verbatim() -> None:
-    up = [{"apiGroup": "g", "resources": ["b", "a"], "names": ["*"], "extra": [1]}]
+    up = [{"apiGroup": "g", "resources": ["b", "a"], "names": ["*"]}]
     p = compiled({"wantSingletonReportedState": True, "upsync": up})
-    assert p.want_singleton and p.upsync == up
+    assert p.want_singleton and upsync_of(p) == up
     assert compiled({}).want_singleton is False
 
 

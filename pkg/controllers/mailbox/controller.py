@@ -31,6 +31,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from apis.edge.v2alpha1 import SyncTarget
+from apis.machinery.meta import cluster_of
 from pkg import bootstrap
 from pkg.controllers.mailbox.naming import (
     SYNC_TARGET_NAME_ANNOTATION,
@@ -46,6 +48,7 @@ from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import SharedInformerFactory
 from pkg.runtime.klog import V, kv
 from pkg.runtime.manager import Manager
+from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError, RestClient
 from pkg.runtime.store import CLUSTER_INDEX, Object
 
@@ -65,27 +68,12 @@ REASON_INVALID_NAME = "InvalidMailboxName"
 CLAIM_LABEL = "claimed.internal.apis.kcp.io"
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    found = _meta(obj).get("annotations")
-    return found if isinstance(found, Mapping) else {}
-
-
-def _deleting(obj: Mapping[str, Any]) -> bool:
-    return bool(_meta(obj).get("deletionTimestamp"))
-
-
-def mailbox_of(sync_target: Mapping[str, Any]) -> str:
+def mailbox_of(sync_target: SyncTarget) -> str:
     """The mailbox name of a SyncTarget listed across clusters; raises :class:`InvalidMailboxName`."""
-    cluster = str(_annotations(sync_target).get(kcp.CLUSTER_ANNOTATION, ""))
-    return mailbox_name(cluster, str(_meta(sync_target).get("uid", "")))
+    return mailbox_name(cluster_of(sync_target), sync_target.metadata.uid or "")
 
 
-def _mailbox_index(sync_target: Object) -> list[str]:
+def _mailbox_index(sync_target: SyncTarget) -> list[str]:
     try:
         return [mailbox_of(sync_target)]
     except InvalidMailboxName:
@@ -93,14 +81,23 @@ def _mailbox_index(sync_target: Object) -> list[str]:
 
 
 def _name_index(obj: Object) -> list[str]:
-    name = _meta(obj).get("name")
-    return [str(name)] if name else []
+    name = Meta(obj).name
+    return [name] if name else []
 
 
 def _logical_cluster_index(obj: Object) -> list[str]:
-    spec = obj.get("spec")
-    cluster = spec.get("cluster") if isinstance(spec, Mapping) else None
+    cluster = _spec(obj).get("cluster")
     return [str(cluster)] if cluster else []
+
+
+def _spec(obj: Object) -> Mapping[str, Any]:
+    """The ``spec`` of a kcp Workspace (an unstructured object)."""
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _deleting(st: SyncTarget) -> bool:
+    return st.metadata.deletion_timestamp is not None
 
 
 @functools.cache
@@ -133,7 +130,7 @@ class MailboxController:
         self.recorder = recorder
         self.bindings_wanted = wanted_bindings(espw_path)
         self.sync_targets = factory.informer(
-            view, f"{EDGE_API}/synctargets", indexers={MAILBOX_INDEX: _mailbox_index}
+            view, f"{EDGE_API}/synctargets", indexers={MAILBOX_INDEX: _mailbox_index}, model=SyncTarget
         )
         self.workspaces = factory.informer(
             self.root,
@@ -160,14 +157,14 @@ class MailboxController:
             on_delete=self._on_workspace,
         )
         self.bindings.add_event_handler(
-            on_add=lambda b: self._created.discard((kcp.cluster_of(b), str(_meta(b).get("name", "")))),
+            on_add=lambda b: self._created.discard((Meta(b).cluster, Meta(b).name)),
             on_update=None,
             on_delete=self._on_binding,
         )
 
     # -- event handlers ---------------------------------------------------------------------------
 
-    def _on_sync_target(self, st: Object) -> None:
+    def _on_sync_target(self, st: SyncTarget) -> None:
         try:
             name = mailbox_of(st)
         except InvalidMailboxName as e:
@@ -175,28 +172,28 @@ class MailboxController:
             return
         self.controller.enqueue(name)
 
-    def _report_invalid(self, st: Object, message: str) -> None:
-        meta = _meta(st)
-        once = (str(_annotations(st).get(kcp.CLUSTER_ANNOTATION, "")), str(meta.get("uid", "")))
+    def _report_invalid(self, st: SyncTarget, message: str) -> None:
+        once = (cluster_of(st), st.metadata.uid or "")
         with self._reported_lock:
             if once in self._reported:
                 return
             self._reported.add(once)
         log.error(
             "SyncTarget has no valid mailbox name %s",
-            kv(cluster=once[0], syncTarget=meta.get("name", ""), uid=once[1], err=message),
+            kv(cluster=once[0], syncTarget=st.metadata.name or "", uid=once[1], err=message),
         )
-        self.recorder.warning(ObjectRef.of(st), REASON_INVALID_NAME, f"no mailbox workspace: {message}")
+        ref = ObjectRef(once[0], st.api_version, st.kind, st.metadata.name or "", uid=once[1])
+        self.recorder.warning(ref, REASON_INVALID_NAME, f"no mailbox workspace: {message}")
 
     def _on_workspace(self, ws: Object) -> None:
-        name = str(_meta(ws).get("name", ""))
+        name = Meta(ws).name
         self._created.discard(("", name))
         if is_mailbox_name(name):
             self.controller.enqueue(name)
 
     def _on_binding(self, binding: Object) -> None:
-        cluster = kcp.cluster_of(binding)
-        self._created.discard((cluster, str(_meta(binding).get("name", ""))))
+        cluster = Meta(binding).cluster
+        self._created.discard((cluster, Meta(binding).name))
         for ws in self.workspaces.by_index(LOGICAL_CLUSTER_INDEX, cluster) if cluster else []:
             self._on_workspace(ws)
 
@@ -211,24 +208,24 @@ class MailboxController:
         found = self.workspaces.by_index(NAME_INDEX, name)
         ws = found[0] if found else None
         if not targets:
-            if ws is None or _deleting(ws):
+            if ws is None or Meta(ws).deleting:
                 return None
             self._delete(name, ws)
             return None
         st = targets[0]
-        st_name = str(_meta(st).get("name", ""))
+        st_name = st.metadata.name or ""
         if ws is None:
             if ("", name) not in self._created:  # else the cache does not show it yet
                 self._create(name, st_name)
             return None  # the Workspace's events continue the work
-        if _deleting(ws):
+        if Meta(ws).deleting:
             log.log(V(3), "Waiting for mailbox workspace to go away %s", kv(mbwsName=name))
             return Result(requeue_after=1.0)
-        if _annotations(ws).get(SYNC_TARGET_NAME_ANNOTATION) != st_name:
+        if Meta(ws).annotations.get(SYNC_TARGET_NAME_ANNOTATION) != st_name:
             patch = {
                 "metadata": {
                     "annotations": {SYNC_TARGET_NAME_ANNOTATION: st_name},
-                    "resourceVersion": _meta(ws).get("resourceVersion"),
+                    "resourceVersion": Meta(ws).resource_version,
                 }
             }
             try:
@@ -238,11 +235,9 @@ class MailboxController:
                     return Result(requeue=True)
                 raise
             log.log(V(2), "Annotated mailbox workspace %s", kv(mbwsName=name, syncTargetName=st_name))
-        spec = ws.get("spec") if isinstance(ws.get("spec"), Mapping) else {}
-        status = ws.get("status") if isinstance(ws.get("status"), Mapping) else {}
-        assert isinstance(spec, Mapping) and isinstance(status, Mapping)
-        cluster = str(spec.get("cluster") or "")
-        if not cluster or status.get("phase") != "Ready":
+        cluster = str(_spec(ws).get("cluster") or "")
+        status = ws.get("status")
+        if not cluster or not isinstance(status, Mapping) or status.get("phase") != "Ready":
             return None  # its update to Ready enqueues it again
         return self._ensure_bindings(name, cluster)
 
@@ -263,7 +258,7 @@ class MailboxController:
         log.log(V(2), "Created missing workspace %s", kv(mbwsName=name, syncTargetName=st_name))
 
     def _delete(self, name: str, ws: Object) -> None:
-        uid = str(_meta(ws).get("uid", ""))
+        uid = Meta(ws).uid
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
             self.root.delete(f"{kcp.TENANCY}/workspaces/{name}", body)
@@ -274,7 +269,7 @@ class MailboxController:
         log.log(V(2), "Deleted unwanted workspace %s", kv(mbwsName=name, uid=uid))
 
     def _ensure_bindings(self, name: str, cluster: str) -> Result | None:
-        have = {str(_meta(b).get("name", "")) for b in self.bindings.by_index(CLUSTER_INDEX, cluster)}
+        have = {Meta(b).name for b in self.bindings.by_index(CLUSTER_INDEX, cluster)}
         client = kcp.cluster(self.allclusters, cluster)
         result: Result | None = None
         for binding, export_path, export_name in self.bindings_wanted:
@@ -310,7 +305,7 @@ class MailboxController:
                     mbwsName=name,
                     mbwsCluster=cluster,
                     bindingName=binding,
-                    resourceVersion=_meta(created).get("resourceVersion", ""),
+                    resourceVersion=Meta(created).resource_version,
                 ),
             )
         return result

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apis.edge.v2alpha1 import EdgePlacement, SyncerConfig
 from apis.edge.v2alpha1 import constants as api
+from apis.edge.v2alpha1.listers import EdgePlacementLister, SyncerConfigLister
 from pkg.controllers.translator.desired import CopyKey, Desired
 from pkg.controllers.translator.written import Written
 from pkg.controllers.what.select import EDGE_GROUP, PROJECTED_LABEL, GroupResource
@@ -20,6 +22,7 @@ from pkg.runtime.controller import Controller, Result
 from pkg.runtime.discovery import APIResource, Discovery
 from pkg.runtime.events import EventRecorder
 from pkg.runtime.informer import Informer, SharedInformerFactory
+from pkg.runtime.meta import Meta
 from pkg.runtime.rest import RestClient
 
 NAME = "placement-translator"
@@ -29,14 +32,6 @@ WORKSPACES = f"{kcp.TENANCY}/workspaces"
 PROJECTED_SELECTOR = f"{PROJECTED_LABEL}=yes"
 RETRY_SOON = Result(requeue_after=1.0)
 WAIT_REPORTED_AFTER = 10.0  # seconds a copy may wait for its resource before placements say so
-
-
-def md(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (obj or {}).get("metadata") or {}
-
-
-def name_of(obj: Mapping[str, Any]) -> str:
-    return str(md(obj).get("name", ""))
 
 
 @dataclass
@@ -80,9 +75,11 @@ class State:
     _shared: dict[tuple[GroupResource, str], Informer]
     _bound: dict[GroupResource, tuple[str, tuple[str, ...], str]]
     _natives: dict[GroupResource, APIResource]
-    eps: Informer
+    eps: Informer[EdgePlacement]
+    placement_lister: EdgePlacementLister
     workspaces: Informer
-    syncer_configs: Informer
+    syncer_configs: Informer[SyncerConfig]
+    syncer_config_lister: SyncerConfigLister
     compute_ctl: Controller[str]
     mailbox_ctl: Controller[str]
     source_ctl: Controller[tuple[str, CopyKey]]
@@ -90,4 +87,4 @@ class State:
 
     def _mailbox_workspaces(self) -> dict[str, Mapping[str, Any]]:
         """Workspaces under root that are mailboxes, by name."""
-        return {name_of(ws): ws for ws in self.workspaces.list() if "-mb-" in name_of(ws)}
+        return {Meta(ws).name: ws for ws in self.workspaces.list() if "-mb-" in Meta(ws).name}

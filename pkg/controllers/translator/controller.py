@@ -26,19 +26,27 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from apis.edge.v2alpha1 import Customizer, EdgePlacement, Location, SinglePlacementSlice, SyncerConfig
+from apis.edge.v2alpha1.listers import (
+    CustomizerLister,
+    EdgePlacementLister,
+    LocationLister,
+    SinglePlacementSliceLister,
+    SyncerConfigLister,
+)
+from apis.machinery.meta import cluster_of
 from pkg.controllers.translator.base import EDGE, NAME, THE_ONE, WORKSPACES, Mailbox, Wmw
-from pkg.controllers.translator.base import md as _md
-from pkg.controllers.translator.base import name_of as _name
 from pkg.controllers.translator.desired import (
     CRDS,
     CopyKey,
     Desired,
-    Destination,
     Memo,
     Placement,
     ResourceInfo,
     Workspace,
     compute,
+    destinations,
+    mailbox_of,
 )
 from pkg.controllers.translator.mailbox import MailboxWriter
 from pkg.controllers.translator.status import StatusWriter
@@ -57,7 +65,9 @@ from pkg.runtime.discovery import APIResource, Discovery
 from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.klog import V
+from pkg.runtime.meta import Meta, resource_version_of
 from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.store import Object
 
 log = logging.getLogger(__name__)
 _ALL = "all"
@@ -101,11 +111,16 @@ class Translator(MailboxWriter, StatusWriter):
         """Create the shared informers and add the controllers to ``manager``."""
         export = kcp.wait_export_ready(self.all, self.espw_path, self.export_name)
         vw = kcp.virtual_workspace(self.all, export)
-        self.eps = self.factory.informer(vw, f"{EDGE}/edgeplacements")
-        self.spss = self.factory.informer(vw, f"{EDGE}/singleplacementslices")
-        self.locations = self.factory.informer(vw, f"{EDGE}/locations")
-        self.customizers = self.factory.informer(vw, f"{EDGE}/customizers")
-        self.syncer_configs = self.factory.informer(vw, f"{EDGE}/syncerconfigs")
+        self.eps = self.factory.informer(vw, f"{EDGE}/edgeplacements", model=EdgePlacement)
+        self.spss = self.factory.informer(vw, f"{EDGE}/singleplacementslices", model=SinglePlacementSlice)
+        self.locations = self.factory.informer(vw, f"{EDGE}/locations", model=Location)
+        self.customizers = self.factory.informer(vw, f"{EDGE}/customizers", model=Customizer)
+        self.placement_lister = EdgePlacementLister(self.eps)
+        self.slice_lister = SinglePlacementSliceLister(self.spss)
+        self.location_lister = LocationLister(self.locations)
+        self.customizer_lister = CustomizerLister(self.customizers)
+        self.syncer_configs = self.factory.informer(vw, f"{EDGE}/syncerconfigs", model=SyncerConfig)
+        self.syncer_config_lister = SyncerConfigLister(self.syncer_configs)
         self.workspaces = self.factory.informer(kcp.cluster(self.all, kcp.ROOT), WORKSPACES)
         self._setup_copy_informers()
 
@@ -120,8 +135,10 @@ class Translator(MailboxWriter, StatusWriter):
             f"{NAME}-status", self._reconcile_status, workers=1
         )
 
-        for inf in (self.eps, self.spss, self.locations, self.customizers):
-            self._recompute_on(inf)
+        self._recompute_on(self.eps)
+        self._recompute_on(self.spss)
+        self._recompute_on(self.locations)
+        self._recompute_on(self.customizers)
         self.workspaces.add_event_handler(
             on_add=lambda o: self._workspace_changed(None, o),
             on_update=self._workspace_changed,
@@ -136,7 +153,7 @@ class Translator(MailboxWriter, StatusWriter):
             manager.add(ctl)
         manager.on_started_leading(lambda: self.compute_ctl.enqueue(_ALL))
 
-    def _recompute_on(self, inf: Informer) -> None:
+    def _recompute_on(self, inf: Informer[Any]) -> None:
         inf.add_event_handler(
             on_add=lambda o: self.compute_ctl.enqueue(_ALL),
             on_update=lambda o, n: self._changed(o, n),
@@ -145,21 +162,22 @@ class Translator(MailboxWriter, StatusWriter):
 
     def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
         """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state."""
-        if "-mb-" not in _name(new):
+        if "-mb-" not in Meta(new).name:
             return
         if old is not None and _workspace_facts(old) == _workspace_facts(new):
-            self.mailbox_ctl.enqueue(_name(new))
+            self.mailbox_ctl.enqueue(Meta(new).name)
             return
         self.compute_ctl.enqueue(_ALL)
 
-    def _changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        if _md(old).get("resourceVersion") != _md(new).get("resourceVersion"):
+    def _changed(self, old: Any, new: Any) -> None:
+        """An update of a cached object (a dict, or a model of an edge kind)."""
+        if resource_version_of(old) != resource_version_of(new):
             self.compute_ctl.enqueue(_ALL)
 
-    def _the_one_changed(self, obj: Mapping[str, Any]) -> None:
-        if _name(obj) != THE_ONE:
+    def _the_one_changed(self, obj: SyncerConfig) -> None:
+        if obj.metadata.name != THE_ONE:
             return
-        cluster = kcp.cluster_of(obj)
+        cluster = cluster_of(obj)
         for name, mb in list(self._mailboxes.items()):
             if mb.cluster == cluster:
                 self.mailbox_ctl.enqueue(name)
@@ -167,13 +185,13 @@ class Translator(MailboxWriter, StatusWriter):
     # -- compute -----------------------------------------------------------------------------------
 
     def _mailbox_workspaces(self) -> dict[str, Mapping[str, Any]]:
-        return {_name(ws): ws for ws in self.workspaces.list() if "-mb-" in _name(ws)}
+        return {Meta(ws).name: ws for ws in self.workspaces.list() if "-mb-" in Meta(ws).name}
 
     def _compute(self, _: str) -> Result | None:
-        eps_by_cluster: dict[str, list[Mapping[str, Any]]] = {}
-        for ep in self.eps.list():
-            if not _md(ep).get("deletionTimestamp"):
-                eps_by_cluster.setdefault(kcp.cluster_of(ep), []).append(ep)
+        eps_by_cluster: dict[str, list[EdgePlacement]] = {}
+        for ep in self.placement_lister.list():
+            if ep.metadata.deletion_timestamp is None:
+                eps_by_cluster.setdefault(cluster_of(ep), []).append(ep)
         for cluster in list(self._wmws):
             if cluster not in eps_by_cluster:
                 self._drop_wmw(cluster)
@@ -187,7 +205,7 @@ class Translator(MailboxWriter, StatusWriter):
             views.append(view)
         if waiting:
             return Result(requeue_after=0.5)  # a source cache is still filling: never act on a partial view
-        locations = {(kcp.cluster_of(loc), _name(loc)): loc for loc in self.locations.list()}
+        locations = {(cluster_of(loc), loc.metadata.name or ""): loc for loc in self.location_lister.list()}
         mailboxes = self._mailbox_workspaces()
         self._mailbox_by_cluster = {
             str((ws.get("spec") or {}).get("cluster")): name
@@ -224,7 +242,7 @@ class Translator(MailboxWriter, StatusWriter):
             self.source_ctl.enqueue(key)
         for cluster, cluster_eps in eps_by_cluster.items():
             for one in cluster_eps:
-                self.status_ctl.enqueue((cluster, _name(one)))
+                self.status_ctl.enqueue((cluster, one.metadata.name or ""))
         log.log(
             V(2),
             "computed desired state mailboxes=%d built=%d problems=%d",
@@ -239,10 +257,9 @@ class Translator(MailboxWriter, StatusWriter):
         for view in views:
             for gr, objs in view.objects.items():
                 for obj in objs:
-                    if EXECUTING_COUNT in (_md(obj).get("annotations") or {}):
-                        found.add(
-                            (view.cluster, CopyKey(gr, str(_md(obj).get("namespace") or ""), _name(obj)))
-                        )
+                    meta = Meta(obj)
+                    if EXECUTING_COUNT in meta.annotations:
+                        found.add((view.cluster, CopyKey(gr, meta.namespace, meta.name)))
         return found
 
     def _drop_wmw(self, cluster: str) -> None:
@@ -283,7 +300,7 @@ class Translator(MailboxWriter, StatusWriter):
         self.discovery.invalidate(st.client)
         self.compute_ctl.enqueue(_ALL)
 
-    def _wmw_view(self, cluster: str, eps: list[Mapping[str, Any]]) -> Workspace | None:
+    def _wmw_view(self, cluster: str, eps: list[EdgePlacement]) -> Workspace | None:
         """The cached view of one WMW, or None while some of its caches are still filling."""
         st = self._wmw(cluster)
         assert st.namespaces is not None and st.crds is not None
@@ -293,10 +310,10 @@ class Translator(MailboxWriter, StatusWriter):
         crd_names: dict[tuple[str, str], str] = {}
         for crd in st.crds.list():
             spec = crd.get("spec") or {}
-            crd_names[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = _name(
+            crd_names[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = Meta(
                 crd
-            )
-        compiled = [compile_placement(ep.get("spec") or {})[0] for ep in eps]
+            ).name
+        compiled = [compile_placement(ep.spec)[0] for ep in eps]
         resources: dict[GroupResource, ResourceInfo] = {}
         objects: dict[GroupResource, list[Mapping[str, Any]]] = {}
         ready = True
@@ -321,20 +338,20 @@ class Translator(MailboxWriter, StatusWriter):
                 self.factory.remove(inf.client, inf.resource_path)
         if not ready:
             return None
-        namespaces = {_name(ns): dict(_md(ns).get("labels") or {}) for ns in st.namespaces.list()}
+        namespaces = {Meta(ns).name: dict(Meta(ns).labels) for ns in st.namespaces.list()}
         customizers = {
-            (str(_md(c).get("namespace") or ""), _name(c)): c
-            for c in self.customizers.by_index("cluster", cluster)
+            (c.metadata.namespace or "", c.metadata.name or ""): c
+            for c in self.customizer_lister.list(cluster)
         }
-        spss = {_name(s): s for s in self.spss.by_index("cluster", cluster)}
+        spss = {s.metadata.name: s for s in self.slice_lister.list(cluster)}
         placements = []
         for ep in eps:
-            sps = spss.get(_name(ep))
-            dests = sorted({Destination.of(d) for d in (sps or {}).get("destinations") or []})
-            placements.append(Placement(_name(ep), ep.get("spec") or {}, dests))
+            sps = spss.get(ep.metadata.name)
+            dests = destinations(sps.destinations) if sps is not None else []
+            placements.append(Placement(ep.metadata.name or "", ep.spec, dests))
         return Workspace(cluster, st.path, placements, resources, objects, namespaces, customizers)
 
-    def _source_informer(self, st: Wmw, gr: GroupResource, api: APIResource) -> Informer:
+    def _source_informer(self, st: Wmw, gr: GroupResource, api: APIResource) -> Informer[Object]:
         have = st.sources.get(gr)
         if have is not None and have[0] == api.preferred:
             return have[1]
@@ -352,7 +369,7 @@ def _workspace_facts(ws: Mapping[str, Any]) -> tuple[Any, ...]:
     return (
         (ws.get("spec") or {}).get("cluster"),
         (ws.get("status") or {}).get("phase"),
-        bool(_md(ws).get("deletionTimestamp")),
+        Meta(ws).deleting,
     )
 
 
@@ -360,7 +377,7 @@ def _log_puts(kind: str, before: Mapping[tuple[str, str], Any], after: Mapping[t
     """Upstream's resolver log lines: ``"Put" map="what"|"where"`` (and ``"Delete"``) per change."""
     for key, value in after.items():
         if before.get(key) != value:
-            shown = [str(v) for v in value[0]] if kind == "what" else [d.mailbox for d in value]
+            shown = [str(v) for v in value[0]] if kind == "what" else [mailbox_of(d) for d in value]
             log.info('"Put" map="%s" key=%s:%s val=%s', kind, key[0], key[1], shown)
     for key in before.keys() - after.keys():
         log.info('"Delete" map="%s" key=%s:%s', kind, key[0], key[1])

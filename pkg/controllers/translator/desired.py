@@ -28,12 +28,21 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
 
+from apis.edge.v2alpha1 import (
+    Customizer,
+    EdgePlacementSpec,
+    Location,
+    NamespaceScopeDownsyncs,
+    SinglePlacement,
+    SyncerConfigSpec,
+    UpsyncSet,
+)
 from pkg.controllers.translator.project import create_form
 from pkg.controllers.translator.upsync import Unserved, UpsyncSource, upsync_crds
 from pkg.controllers.what.select import (
@@ -47,7 +56,9 @@ from pkg.controllers.what.select import (
     pick_version,
     selects,
 )
+from pkg.controllers.where.resolve import destination_key
 from pkg.customize import CustomizeError, customize, customizer_ref, needs_parameters
+from pkg.runtime.meta import Meta
 
 CRDS = GroupResource("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACES = GroupResource("", "namespaces")
@@ -58,26 +69,14 @@ def mailbox_name(cluster: str, sync_target_uid: str) -> str:
     return f"{cluster}-mb-{sync_target_uid}"
 
 
-@dataclass(frozen=True, order=True)
-class Destination:
-    cluster: str
-    location_name: str
-    sync_target_name: str
-    sync_target_uid: str
+def mailbox_of(d: SinglePlacement) -> str:
+    """The mailbox workspace of a destination."""
+    return mailbox_name(d.cluster, d.sync_target_uid)
 
-    mailbox: str = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mailbox", mailbox_name(self.cluster, self.sync_target_uid))
-
-    @classmethod
-    def of(cls, d: Mapping[str, Any]) -> Destination:
-        return cls(
-            str(d.get("cluster", "")),
-            str(d.get("locationName", "")),
-            str(d.get("syncTargetName", "")),
-            str(d.get("syncTargetUID", "")),
-        )
+def destinations(found: Iterable[SinglePlacement]) -> list[SinglePlacement]:
+    """Destinations without duplicates, sorted by (cluster, location, SyncTarget name, UID)."""
+    return sorted({destination_key(d): d for d in found}.values(), key=destination_key)
 
 
 @dataclass(frozen=True)
@@ -93,9 +92,12 @@ class ResourceInfo:
 
 @dataclass
 class Placement:
+    """One EdgePlacement of a WMW: its spec and the destinations of its SinglePlacementSlice
+    (as :func:`destinations` orders them)."""
+
     name: str
-    spec: Mapping[str, Any]
-    destinations: Sequence[Destination]
+    spec: EdgePlacementSpec | None
+    destinations: Sequence[SinglePlacement]
 
 
 @dataclass
@@ -108,7 +110,7 @@ class Workspace:
     resources: Mapping[GroupResource, ResourceInfo]
     objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]]
     namespaces: Mapping[str, Mapping[str, str]]  # namespace name -> its labels
-    customizers: Mapping[tuple[str, str], Mapping[str, Any]]  # (namespace, name) -> Customizer
+    customizers: Mapping[tuple[str, str], Customizer]  # (namespace, name) -> Customizer
 
 
 @dataclass(frozen=True, order=True)
@@ -143,10 +145,13 @@ class Problem:
     placements: tuple[str, ...] = ()
 
 
+_EMPTY_SPEC = SyncerConfigSpec(namespace_scope=NamespaceScopeDownsyncs())
+
+
 @dataclass
 class MailboxDesired:
     mailbox: str
-    syncer_config: dict[str, Any] = field(default_factory=lambda: {"namespaceScope": {}})
+    syncer_config: SyncerConfigSpec = field(default_factory=lambda: _EMPTY_SPEC)  # shared: read-only
     copies: dict[CopyKey, Copy] = field(default_factory=dict)
     held: dict[CopyKey, str] = field(default_factory=dict)  # key -> reason
 
@@ -163,7 +168,7 @@ class Desired:
     placement_problems: dict[tuple[str, str], list[str]]
     # (WMW cluster, placement name) -> its resolved what (selected objects, upsync) and where
     whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = field(default_factory=dict)
-    wheres: dict[tuple[str, str], tuple[Destination, ...]] = field(default_factory=dict)
+    wheres: dict[tuple[str, str], tuple[SinglePlacement, ...]] = field(default_factory=dict)
     # (WMW cluster, placement name) -> upsync resources that no WMW sending to its mailboxes serves
     upsync_unserved: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
@@ -177,29 +182,24 @@ class _Contribution:
     placements: set[str] = field(default_factory=set)
 
 
-def _key(gr: GroupResource, obj: Mapping[str, Any]) -> CopyKey:
-    md = obj.get("metadata") or {}
-    return CopyKey(gr, str(md.get("namespace") or ""), str(md.get("name") or ""))
-
-
 def _selected(
     ws: Workspace, compiled: CompiledPlacement, problems: list[str]
 ) -> tuple[dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]], set[CopyKey]]:
     """The objects of ``ws`` that a placement selects, and which of them are implicit CRDs."""
     problems.extend(_unknown_resources(compiled, ws))
     parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
-    crds = {str((o.get("metadata") or {}).get("name")): o for o in ws.objects.get(CRDS, ())}
+    crds = {Meta(o).name: o for o in ws.objects.get(CRDS, ())}
     crd_info = ws.resources.get(CRDS)
     for gr, info in ws.resources.items():
         if excluded(gr) or not could_select(compiled, gr):
             continue
         for obj in ws.objects.get(gr, ()):
-            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            meta = Meta(obj)
+            if meta.deleting:
                 continue
-            ns = str((obj.get("metadata") or {}).get("namespace") or "")
-            ns_labels: Mapping[str, str] | None = ws.namespaces.get(ns) if info.namespaced else {}
-            if selects(compiled, gr, obj, ns_labels):
-                parts[_key(gr, obj)] = (obj, info)
+            ns_labels: Mapping[str, str] | None = ws.namespaces.get(meta.namespace) if info.namespaced else {}
+            if selects(compiled, gr, obj, ns_labels, meta):
+                parts[CopyKey(gr, meta.namespace, meta.name)] = (obj, info)
     # A selected custom object brings the CRD that defines it (an explicit selection wins).
     implicit: set[CopyKey] = set()
     for _, info in list(parts.values()):
@@ -223,14 +223,16 @@ def _unknown_resources(compiled: CompiledPlacement, ws: Workspace) -> list[str]:
 
 
 def _params(
-    locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Mapping[str, Any]]
+    locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]
 ) -> tuple[dict[str, str], set[str]]:
     """Union of the Locations' labels over annotations; keys with differing values are conflicts."""
     merged: dict[str, str] = {}
     conflicts: set[str] = set()
     for loc in sorted(locations):
-        md = (catalog.get(loc) or {}).get("metadata") or {}
-        values = {**(md.get("annotations") or {}), **(md.get("labels") or {})}
+        found = catalog.get(loc)
+        if found is None:
+            continue
+        values = {**(found.metadata.annotations or {}), **(found.metadata.labels or {})}
         for k, v in values.items():
             if k in merged and merged[k] != v:
                 conflicts.add(k)
@@ -252,28 +254,29 @@ def _copy_body(
     Sources and Customizers are the informers' cached dicts, which are replaced, never mutated."""
     ref = customizer_ref(obj)
     customizer = ws.customizers.get(ref) if ref else None
-    md = obj.get("metadata") or {}
-    cmd = (customizer or {}).get("metadata") or {}
+    meta = Meta(obj)
+    cmd = customizer.metadata if customizer is not None else None
     used = tuple(sorted(params.items())) if needs_parameters(obj, customizer) else ()
     key = (
         ws.cluster,
         id(obj),  # cached objects are never mutated: the same dict is the same content
         id(customizer),
-        md.get("uid"),
-        md.get("resourceVersion"),
+        meta.uid,
+        meta.resource_version,
         ref,
-        cmd.get("uid"),
-        cmd.get("resourceVersion"),
+        cmd.uid if cmd else None,
+        cmd.resource_version if cmd else None,
         used,
         api_version,
     )
-    if md.get("uid") and md.get("resourceVersion"):
+    cacheable = bool(meta.uid and meta.resource_version)
+    if cacheable:
         with _BODIES_LOCK:
             cached = _BODIES.get(key)
         if cached is not None:
             return cached
     body = create_form(customize(obj, customizer, params), api_version)
-    if md.get("uid") and md.get("resourceVersion"):
+    if cacheable:
         with _BODIES_LOCK:
             _BODIES[key] = body
     return body
@@ -330,12 +333,12 @@ class _Reach:
     placement: Placement
     compiled: CompiledPlacement
     parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]]
-    destination: Destination
+    destination: SinglePlacement
 
 
 def compute(
     workspaces: Sequence[Workspace],
-    locations: Mapping[tuple[str, str], Mapping[str, Any]],
+    locations: Mapping[tuple[str, str], Location],
     mailboxes: Sequence[str] = (),
     memo: Memo | None = None,
 ) -> Desired:
@@ -346,7 +349,7 @@ def compute(
     problems: list[Problem] = []
     placement_problems: dict[tuple[str, str], list[str]] = {}
     whats: dict[tuple[str, str], tuple[tuple[CopyKey, ...], tuple[str, ...]]] = {}
-    wheres: dict[tuple[str, str], tuple[Destination, ...]] = {}
+    wheres: dict[tuple[str, str], tuple[SinglePlacement, ...]] = {}
     reaching: dict[str, list[_Reach]] = defaultdict(list)  # mailbox -> what reaches it
     fingerprints: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     tokens: dict[tuple[Any, ...], int] = {}
@@ -359,16 +362,13 @@ def compute(
             compiled, issues = compile_placement(p.spec)
             parts, implicit = _selected(ws, compiled, issues)
             placement_problems[(ws.cluster, p.name)] = issues
-            whats[(ws.cluster, p.name)] = (
-                tuple(sorted(parts)),
-                tuple(json.dumps(u, sort_keys=True) for u in p.spec.get("upsync") or []),
-            )
+            whats[(ws.cluster, p.name)] = (tuple(sorted(parts)), tuple(_json(u) for u in compiled.upsync))
             wheres[(ws.cluster, p.name)] = tuple(p.destinations)
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
             token = 0
             if memo is not None:
-                spec = json.dumps(p.spec, sort_keys=True, default=str)
+                spec = p.spec.model_dump_json(exclude_unset=True) if p.spec is not None else ""
                 upsync_crd_ids = (
                     frozenset(id(o) for o in ws.objects.get(CRDS, ())) if compiled.upsync else None
                 )
@@ -381,8 +381,9 @@ def compute(
                 )
                 token = memo._token(content, tokens)
             for d in p.destinations:
-                reaching[d.mailbox].append(_Reach(ws, p, compiled, parts, d))
-                fingerprints[d.mailbox].append((token, d.cluster, d.location_name))
+                mailbox = mailbox_of(d)
+                reaching[mailbox].append(_Reach(ws, p, compiled, parts, d))
+                fingerprints[mailbox].append((token, d.cluster, d.location_name))
             if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
             for key in parts:
@@ -428,29 +429,34 @@ def compute(
     )
 
 
-def _ids(customizers: Mapping[tuple[str, str], Mapping[str, Any]]) -> frozenset[tuple[tuple[str, str], int]]:
+def _ids(customizers: Mapping[tuple[str, str], Customizer]) -> frozenset[tuple[tuple[str, str], int]]:
     return frozenset((ref, id(c)) for ref, c in customizers.items())
 
 
-def _location_values(loc: Mapping[str, Any] | None) -> tuple[tuple[tuple[str, Any], ...], ...]:
+def _json(u: UpsyncSet) -> str:
+    return json.dumps(u.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+
+
+def _location_values(loc: Location | None) -> tuple[tuple[tuple[str, Any], ...], ...]:
     """What :func:`_params` reads of a Location."""
-    md = (loc or {}).get("metadata") or {}
+    if loc is None:
+        return ((), ())
     return (
-        tuple(sorted((md.get("labels") or {}).items())),
-        tuple(sorted((md.get("annotations") or {}).items())),
+        tuple(sorted((loc.metadata.labels or {}).items())),
+        tuple(sorted((loc.metadata.annotations or {}).items())),
     )
 
 
 def _mailbox(
     mailbox: str,
     reaching: Sequence[_Reach],
-    locations: Mapping[tuple[str, str], Mapping[str, Any]],
+    locations: Mapping[tuple[str, str], Location],
     path_of: Mapping[str, str],
 ) -> _MailboxResult:
     """One mailbox's desired content, from the placements (and Locations) that reach it."""
     problems: list[Problem] = []
     entries: dict[CopyKey, dict[str, _Contribution]] = defaultdict(dict)  # key -> WMW cluster -> ...
-    upsync: list[Mapping[str, Any]] = []
+    upsync: list[UpsyncSet] = []
     by_cluster: dict[str, Workspace] = {}
     for r in reaching:
         by_cluster[r.ws.cluster] = r.ws
@@ -550,7 +556,7 @@ def _add_upsync_crds(
         if not r.compiled.upsync:
             continue
         served = {(gr.group, gr.resource): info.crd for gr, info in r.ws.resources.items()}
-        crds = {str((o.get("metadata") or {}).get("name")): o for o in r.ws.objects.get(CRDS, ())}
+        crds = {Meta(o).name: o for o in r.ws.objects.get(CRDS, ())}
         sources.append(
             UpsyncSource(r.ws.cluster, r.ws.path, r.placement.name, r.compiled.upsync, served, crds)
         )
@@ -575,10 +581,30 @@ def _add_upsync_crds(
     return upsync_only, unserved
 
 
+_SPECS: LRUCache[tuple[Any, ...], SyncerConfigSpec] = LRUCache(maxsize=4096)
+_SPECS_LOCK = threading.Lock()
+
+
 def syncer_config_spec(
-    listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The spec of ``the-one``: per-object lists, sorted, so equal content is byte-equal."""
+    listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[UpsyncSet]
+) -> SyncerConfigSpec:
+    """The spec of ``the-one``: per-object lists, sorted, so equal content is byte-equal
+    (``namespacedObjects`` by resource, ``objectsByNamespace``, ``names``, ``clusterScope``,
+    ``objects``, and the UpsyncSets by canonical JSON; ``namespaceScope`` empty).
+
+    Memoized by content: a mailbox built again with the same listing gets the same (shared,
+    read-only) model, so only a changed listing is validated."""
+    key = (tuple(listed), tuple(_json(u) for u in upsync))
+    with _SPECS_LOCK:
+        cached = _SPECS.get(key)
+    if cached is None:
+        cached = _build_spec(listed, upsync)
+        with _SPECS_LOCK:
+            _SPECS[key] = cached
+    return cached
+
+
+def _build_spec(listed: Sequence[tuple[CopyKey, str, bool]], upsync: Sequence[UpsyncSet]) -> SyncerConfigSpec:
     namespaced: dict[tuple[GroupResource, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     cluster: dict[tuple[GroupResource, str], set[str]] = defaultdict(set)
     for key, version, is_namespaced in listed:
@@ -586,6 +612,8 @@ def syncer_config_spec(
             namespaced[(key.gr, version)][key.namespace].add(key.name)
         else:
             cluster[(key.gr, version)].add(key.name)
+    # Built as the API writes it and validated once: pydantic-core's validation of the whole is
+    # several times faster than constructing the nested models one by one.
     spec: dict[str, Any] = {"namespaceScope": {}}
     if namespaced:
         spec["namespacedObjects"] = [
@@ -604,7 +632,14 @@ def syncer_config_spec(
             {"group": gr.group, "resource": gr.resource, "apiVersion": version, "objects": sorted(names)}
             for (gr, version), names in sorted(cluster.items())
         ]
+    model = SyncerConfigSpec.model_validate(spec)
     canonical = canonical_upsync(upsync)
     if canonical:
-        spec["upsync"] = canonical
-    return spec
+        model.upsync = canonical
+    return model
+
+
+def syncer_config_json(spec: SyncerConfigSpec) -> dict[str, Any]:
+    """The spec as the API writes it (what :func:`syncer_config_spec` set, camelCase)."""
+    body: dict[str, Any] = spec.model_dump(mode="json", exclude_unset=True)
+    return body

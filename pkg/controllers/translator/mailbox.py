@@ -15,18 +15,25 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from apis.edge.v2alpha1 import ObjectMeta, SyncerConfig, SyncerConfigSpec
+from apis.edge.v2alpha1.client import EdgeV2alpha1Client
 from pkg import bootstrap
 from pkg.controllers.translator.base import (
-    EDGE,
     PROJECTED_SELECTOR,
     RETRY_SOON,
     THE_ONE,
     Mailbox,
     State,
 )
-from pkg.controllers.translator.base import md as _md
-from pkg.controllers.translator.base import name_of as _name
-from pkg.controllers.translator.desired import CRDS, NAMESPACES, CopyKey, Desired, MailboxDesired
+from pkg.controllers.translator.desired import (
+    CRDS,
+    NAMESPACES,
+    CopyKey,
+    Desired,
+    MailboxDesired,
+    mailbox_of,
+    syncer_config_json,
+)
 from pkg.controllers.translator.project import needs_update, update_form
 from pkg.controllers.what.select import EDGE_GROUP, PROJECTED_LABEL, GroupResource, excluded
 from pkg.runtime import kcp
@@ -35,6 +42,7 @@ from pkg.runtime.discovery import APIResource
 from pkg.runtime.events import ObjectRef
 from pkg.runtime.informer import Informer
 from pkg.runtime.klog import V
+from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError, RestClient
 from pkg.runtime.store import make_key
 
@@ -155,7 +163,7 @@ class MailboxWriter(State):
         if desired is None:
             return
         md = desired.mailboxes.get(mailbox)
-        key = CopyKey(gr, str(_md(obj).get("namespace") or ""), _name(obj))
+        key = CopyKey(gr, Meta(obj).namespace, Meta(obj).name)
         copy = md.copies.get(key) if md else None
         if copy is not None and (copy.source_cluster, key) in desired.singleton_sources:
             self.source_ctl.enqueue((copy.source_cluster, key))
@@ -168,18 +176,14 @@ class MailboxWriter(State):
         if ws is None:
             return None  # not (yet) a workspace: the mailbox controller makes it, its event brings us back
         cluster = str((ws.get("spec") or {}).get("cluster") or "")
-        if (
-            (ws.get("status") or {}).get("phase") != "Ready"
-            or not cluster
-            or _md(ws).get("deletionTimestamp")
-        ):
+        if (ws.get("status") or {}).get("phase") != "Ready" or not cluster or Meta(ws).deleting:
             return RETRY_SOON
         self._clean.discard((name, cluster))
         want = desired.mailboxes.get(name) or MailboxDesired(name)
         mb = self._mailbox(name, cluster)
         assert mb.namespaces is not None
         the_one_key = f"{cluster}|the-one"
-        the_one = self._written.fresh(the_one_key, self.syncer_configs.get(make_key(cluster, "", THE_ONE)))
+        the_one = self._written.fresh(the_one_key, self.syncer_config_lister.get(cluster, THE_ONE))
 
         # The resources to look at: those wanted now, and those `the-one` says were sent before.
         versions: dict[GroupResource, str] = {}
@@ -187,8 +191,8 @@ class MailboxWriter(State):
             versions[key.gr] = c.api_version.rpartition("/")[2]
         for key in want.held:
             versions.setdefault(key.gr, "")
-        for entry in _listed(the_one):
-            versions.setdefault(GroupResource(entry["group"], entry["resource"]), entry["apiVersion"])
+        for group, resource, version in _listed(the_one):
+            versions.setdefault(GroupResource(group, resource), version)
         for bound_gr, (_, _, storage) in self._bound.items():
             self._shared_informer(bound_gr, storage)  # once a mailbox exists its bindings do too
         informers: dict[GroupResource, Informer] = {}
@@ -206,7 +210,7 @@ class MailboxWriter(State):
             return Result(requeue_after=0.2)
 
         client = mb.client
-        cached_ns = {_name(n): n for n in mb.namespaces.list()}
+        cached_ns = {Meta(n).name: n for n in mb.namespaces.list()}
 
         def ns_exists(ns: str) -> bool:
             key = f"{cluster}|{CopyKey(NAMESPACES, '', ns)}"
@@ -224,7 +228,7 @@ class MailboxWriter(State):
                     self._written.wrote(f"{cluster}|{CopyKey(NAMESPACES, '', ns)}", created_ns)
             wkey = f"{cluster}|{copy.key}"
             if copy.key.gr == NAMESPACES:
-                cached = next((n for n in mb.namespaces.list() if _name(n) == copy.key.name), None)
+                cached = next((n for n in mb.namespaces.list() if Meta(n).name == copy.key.name), None)
             else:
                 cached = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
             have = self._written.fresh(wkey, cached)
@@ -269,8 +273,8 @@ class MailboxWriter(State):
                 continue
             objs = inf.by_index("cluster", cluster) if inf in self._shared.values() else inf.list()
             for obj in objs:
-                key = CopyKey(gr, str(_md(obj).get("namespace") or ""), _name(obj))
-                if key in keep or _md(obj).get("deletionTimestamp"):
+                key = CopyKey(gr, Meta(obj).namespace, Meta(obj).name)
+                if key in keep or Meta(obj).deleting:
                     continue
                 wkey = f"{cluster}|{key}"
                 if self._written.fresh(wkey, obj) is None:
@@ -279,9 +283,9 @@ class MailboxWriter(State):
                 try:
                     client.delete(
                         f"{path}/{key.name}",
-                        {"preconditions": {"resourceVersion": _md(obj).get("resourceVersion")}},
+                        {"preconditions": {"resourceVersion": Meta(obj).resource_version}},
                     )
-                    self._written.deleted(wkey, str(_md(obj).get("resourceVersion", "")))
+                    self._written.deleted(wkey, Meta(obj).resource_version)
                     log.log(
                         V(3), "Deleted undesired object in mailbox workspace mailbox=%s object=%s", name, key
                     )
@@ -295,31 +299,30 @@ class MailboxWriter(State):
             return RETRY_SOON
 
         # `the-one` last: it lists what the mailbox now holds.
-        spec = want.syncer_config
+        spec = syncer_config_json(want.syncer_config)
         if the_one is None and not self.discovery.serves(client, EDGE_GROUP, "v2alpha1", "syncerconfigs"):
             log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
             return RETRY_SOON  # its bind-edge is still binding
+        syncer_configs = EdgeV2alpha1Client(client).syncer_configs
         if the_one is None:
-            body = {
-                "apiVersion": f"{EDGE_GROUP}/v2alpha1",
-                "kind": "SyncerConfig",
-                "metadata": {"name": THE_ONE},
-                "spec": spec,
-            }
+            body = SyncerConfig(metadata=ObjectMeta(name=THE_ONE), spec=want.syncer_config)
             try:
-                created = self._create(client, f"{EDGE}/syncerconfigs", body, name)
+                made: SyncerConfig | None = syncer_configs.create(body)
             except ApiError as e:
-                if not e.not_found:
+                if e.already_exists:
+                    made = None  # the cache will show it
+                elif e.not_found:
+                    # The mailbox does not serve SyncerConfigs yet (its bind-edge is still binding).
+                    log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
+                    return RETRY_SOON
+                else:
                     raise
-                # The mailbox does not serve SyncerConfigs yet (its bind-edge is still binding).
-                log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
-                return RETRY_SOON
-            if created is not None:
-                self._written.wrote(the_one_key, created)
+            if made is not None:
+                self._written.wrote(the_one_key, made)
                 log.log(V(2), "Created SyncerConfig mailbox=%s", name)
-        elif _normalized(the_one.get("spec")) != spec:
-            body = {**the_one, "spec": spec}
-            self._written.wrote(the_one_key, client.update(f"{EDGE}/syncerconfigs/{THE_ONE}", body))
+        elif _normalized(the_one.spec) != spec:
+            updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
+            self._written.wrote(the_one_key, updated)
             log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
         self._set_refused(name, refused, desired)
         if refused:
@@ -334,7 +337,7 @@ class MailboxWriter(State):
             return
         self._refused[mailbox] = refused
         for key, destinations in desired.wheres.items():
-            if any(d.mailbox == mailbox for d in destinations):
+            if any(mailbox_of(d) == mailbox for d in destinations):
                 self.status_ctl.enqueue(key)
 
     def _set_waiting(self, mailbox: str, waiting: list[str], desired: Desired) -> None:
@@ -343,7 +346,7 @@ class MailboxWriter(State):
             return
         self._waiting[mailbox] = (waiting, time.monotonic())
         for key, destinations in desired.wheres.items():
-            if any(d.mailbox == mailbox for d in destinations):
+            if any(mailbox_of(d) == mailbox for d in destinations):
                 self.status_ctl.enqueue(key)
 
     def _create(
@@ -357,7 +360,11 @@ class MailboxWriter(State):
                 raise
             return None
         log.log(
-            V(3), "Created object in mailbox workspace mailbox=%s path=%s name=%s", mailbox, path, _name(body)
+            V(3),
+            "Created object in mailbox workspace mailbox=%s path=%s name=%s",
+            mailbox,
+            path,
+            Meta(body).name,
         )
         return created
 
@@ -388,24 +395,20 @@ def _bare_namespace(name: str) -> dict[str, Any]:
     }
 
 
-def _listed(the_one: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    spec = (the_one or {}).get("spec") or {}
-    out = []
-    for entry in (spec.get("namespacedObjects") or []) + (spec.get("clusterScope") or []):
-        out.append(
-            {
-                "group": str(entry.get("group", "")),
-                "resource": str(entry.get("resource", "")),
-                "apiVersion": str(entry.get("apiVersion", "")),
-            }
-        )
-    return out
+def _listed(the_one: SyncerConfig | None) -> list[tuple[str, str, str]]:
+    """(group, resource, version) of every resource that ``the-one`` lists objects of."""
+    spec = the_one.spec if the_one is not None else None
+    if spec is None:
+        return []
+    entries = [*(spec.namespaced_objects or ()), *(spec.cluster_scope or ())]
+    return [(e.group, e.resource, e.api_version) for e in entries]
 
 
-def _normalized(spec: Any) -> Any:
+def _normalized(model: SyncerConfigSpec | None) -> Any:
     """``the-one``'s spec as read back, with what the server may add removed, for comparison."""
-    if not isinstance(spec, dict):
+    if model is None:
         return {"namespaceScope": {}}
+    spec = model.model_dump(mode="json", exclude_unset=True)
     out = {k: v for k, v in spec.items() if v not in (None, [], {}) or k == "namespaceScope"}
     out.setdefault("namespaceScope", {})
     return out

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
-from pkg.controllers.translator.base import EDGE, NAME, WAIT_REPORTED_AFTER, State
-from pkg.controllers.translator.base import md as _md
-from pkg.controllers.translator.desired import NAMESPACES, CopyKey
+from apis.edge.v2alpha1 import EdgePlacementStatus
+from apis.edge.v2alpha1.client import EdgeV2alpha1Client
+from pkg.controllers import conditions
+from pkg.controllers.translator.base import NAME, WAIT_REPORTED_AFTER, State
+from pkg.controllers.translator.desired import NAMESPACES, CopyKey, mailbox_of
 from pkg.controllers.translator.mailbox import _collection, _gv
-from pkg.controllers.what.select import EDGE_GROUP, EXECUTING_COUNT
-from pkg.runtime import kcp
+from pkg.controllers.what.select import EXECUTING_COUNT
 from pkg.runtime.controller import Result
 from pkg.runtime.klog import V
+from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError
 from pkg.runtime.store import make_key
 
 log = logging.getLogger(__name__)
+
+PROJECTED = "Projected"
 
 
 class StatusWriter(State):
@@ -44,7 +47,7 @@ class StatusWriter(State):
             return None
         count = desired.executing_counts.get(key)
         want = None if count is None else str(count)
-        have = (_md(obj).get("annotations") or {}).get(EXECUTING_COUNT)
+        have = Meta(obj).annotations.get(EXECUTING_COUNT)
         path = f"{_collection(ck.gr, _gv(ck.gr, version), ck.namespace)}/{ck.name}"
         if want != have:
             obj = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
@@ -83,7 +86,7 @@ class StatusWriter(State):
         cluster, name = key
         desired = self._desired
         wkey = f"{cluster}|placement|{name}"
-        ep = self._written.fresh(wkey, self.eps.get(make_key(cluster, "", name)))
+        ep = self._written.fresh(wkey, self.placement_lister.get(cluster, name))  # ours, if fresher
         if desired is None or ep is None:
             return None
         issues = list(desired.placement_problems.get(key, []))
@@ -92,14 +95,15 @@ class StatusWriter(State):
                 issues.append(p.message)
         selected = set(desired.whats.get(key, ((), ()))[0])
         for d in desired.wheres.get(key, ()):
-            issues.extend(m for k, m in self._refused.get(d.mailbox, {}).items() if k in selected)
+            issues.extend(m for k, m in self._refused.get(mailbox_of(d), {}).items() if k in selected)
         # A short wait (a CRD being established) is normal; one that lasts is reported.
         now = time.monotonic()
-        waits = [self._waiting.get(d.mailbox, ([], now)) for d in desired.wheres.get(key, ())]
+        waits = [self._waiting.get(mailbox_of(d), ([], now)) for d in desired.wheres.get(key, ())]
         waiting = sorted(
             {w for reasons, since in waits if now - since >= WAIT_REPORTED_AFTER for w in reasons}
         )
         pending = [since + WAIT_REPORTED_AFTER - now for reasons, since in waits if reasons]
+        status: conditions.Status
         status, reason = ("False", "HeldBack") if issues else ("True", "Projected")
         if waiting and not issues:
             status, reason, issues = "False", "Waiting", waiting
@@ -107,37 +111,14 @@ class StatusWriter(State):
         unserved = desired.upsync_unserved.get(key)
         if unserved and reason == "Projected":  # the copies are there; upsync of some resource is not
             reason, message = "UpsyncNotServed", "; ".join(unserved)[:2000]
-        current = next(
-            (c for c in (ep.get("status") or {}).get("conditions") or [] if c.get("type") == "Projected"),
-            None,
-        )
+        current = conditions.find(ep.status.conditions if ep.status else None, PROJECTED)
         again = Result(requeue_after=max(0.1, min(pending))) if pending and not waiting else None
-        if current and (current.get("status"), current.get("reason"), current.get("message")) == (
-            status,
-            reason,
-            message,
-        ):
-            return again
-        since = current.get("lastTransitionTime") if current and current.get("status") == status else None
-        condition = {
-            "type": "Projected",
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "observedGeneration": _md(ep).get("generation", 0),
-            "lastTransitionTime": since or _now(),
-        }
-        body = {
-            "apiVersion": f"{EDGE_GROUP}/v2alpha1",
-            "kind": "EdgePlacement",
-            "metadata": {"name": name},
-            "status": {"conditions": [condition]},
-        }
-        self._written.wrote(
-            wkey, kcp.cluster(self.all, cluster).apply(f"{EDGE}/edgeplacements/{name}/status", body, NAME)
+        condition = conditions.desired_condition(
+            current, PROJECTED, status, reason, message, ep.metadata.generation or 0
         )
+        if conditions.unchanged(current, condition, generation=False):
+            return again
+        client = EdgeV2alpha1Client(self.all).cluster(cluster).edge_placements
+        status_body = EdgePlacementStatus(conditions=[condition])
+        self._written.wrote(wkey, client.apply_status(name, status_body, field_manager=NAME))
         return again
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

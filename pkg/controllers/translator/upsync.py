@@ -21,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from apis.edge.v2alpha1 import UpsyncSet
+from pkg.runtime.meta import Meta
+
 
 @dataclass(frozen=True)
 class UpsyncSource:
@@ -29,7 +32,7 @@ class UpsyncSource:
     cluster: str  # the WMW's logical cluster
     path: str  # the WMW's workspace path
     placement: str
-    upsync: Sequence[Mapping[str, Any]]  # the placement's upsync clauses (UpsyncSets)
+    upsync: Sequence[UpsyncSet]  # the placement's upsync clauses
     served: Mapping[tuple[str, str], str | None]  # (group, resource) -> defining CRD name, or None
     crds: Mapping[str, Mapping[str, Any]]  # CRD name -> the CRD object in the WMW
 
@@ -39,17 +42,6 @@ class Unserved:
     cluster: str
     placement: str
     message: str
-
-
-def _named(clause: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    group = clause.get("apiGroup")
-    resources = clause.get("resources")
-    names = (
-        [str(r) for r in resources]
-        if isinstance(resources, Sequence) and not isinstance(resources, str)
-        else []
-    )
-    return (None if group is None else str(group)), names
 
 
 def upsync_crds(
@@ -62,7 +54,7 @@ def upsync_crds(
     for src in sources:
         served_anywhere.update(src.served)
         for clause in src.upsync:
-            group, resources = _named(clause)
+            group, resources = clause.api_group, clause.resources
             if group is None or group == "*":
                 continue  # a clause of every group names no resource in particular
             for resource in resources:
@@ -76,7 +68,7 @@ def upsync_crds(
                     continue
                 for name in crds:
                     obj = src.crds.get(name)
-                    if obj is not None and not (obj.get("metadata") or {}).get("deletionTimestamp"):
+                    if obj is not None and not Meta(obj).deleting:
                         wanted.setdefault(name, {})[src.cluster] = obj
     unserved: dict[tuple[str, str, str], Unserved] = {}
     for src, group, resource in asked:

@@ -1,7 +1,7 @@
 """The what resolver's pure selection rules (behaviour.md 1.1, 4.1, 4.2, 4.4, 5.9; decisions 5, 7).
 
-Nothing here talks to a server.  :func:`compile_placement` turns an EdgePlacement ``spec`` into a
-:class:`CompiledPlacement` (reporting, not raising, on bad input); :func:`selects` decides whether
+Nothing here talks to a server.  :func:`compile_placement` turns an EdgePlacement's spec model into
+a :class:`CompiledPlacement` (reporting, not raising, on bad input); :func:`selects` decides whether
 one workload object is downsynced by it.  Upsync precedence uses the *intended* rule (upstream
 compared namespaces and names with ``resources``; we do not).
 """
@@ -14,8 +14,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from apis.edge.v2alpha1 import DownsyncObjectTest, EdgePlacementSpec, LabelSelector, UpsyncSet
 from apis.edge.v2alpha1 import constants as api
-from pkg.labels import Selector, SelectorError, matches_any, parse_selector
+from pkg.labels import Selector, SelectorError, matches_any, selector_of
+from pkg.runtime.meta import Meta
 
 __all__ = [
     "CUSTOMIZER_ANNOTATION",
@@ -105,29 +107,12 @@ def excluded(gr: GroupResource) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Object helpers
-
-
-def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    md = obj.get("metadata")
-    return md if isinstance(md, Mapping) else {}
-
-
-def _str_map(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+# Object helpers (workload objects are dicts, read through :class:`Meta`)
 
 
 def object_namespace(obj: Mapping[str, Any]) -> str:
     """``metadata.namespace``, or ``""`` for a cluster-scoped object."""
-    ns = _metadata(obj).get("namespace")
-    return ns if isinstance(ns, str) else ""
-
-
-def _object_name(obj: Mapping[str, Any]) -> str:
-    name = _metadata(obj).get("name")
-    return name if isinstance(name, str) else ""
+    return Meta(obj).namespace
 
 
 _SYSTEM_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token"})
@@ -141,15 +126,15 @@ def is_system_object(obj: Mapping[str, Any]) -> bool:
     if kind == "Secret":
         return obj.get("type") in _SYSTEM_SECRET_TYPES
     if kind == "ConfigMap":
-        return _object_name(obj) == "kube-root-ca.crt"
+        return Meta(obj).name == "kube-root-ca.crt"
     if kind == "ServiceAccount":
-        return _object_name(obj) == "default"
+        return Meta(obj).name == "default"
     return False
 
 
 def create_only(obj: Mapping[str, Any]) -> bool:
     """True when the object asks to be created once and never updated (behaviour 5.11)."""
-    return _str_map(_metadata(obj).get("annotations")).get(DOWNSYNC_OVERWRITE) == "false"
+    return Meta(obj).annotations.get(DOWNSYNC_OVERWRITE) == "false"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,70 +166,68 @@ class DownsyncClause:
 
 
 @dataclass(frozen=True)
+class _UpsyncTest:
+    """One UpsyncSet as sets; ``None`` = ``"*"`` (any)."""
+
+    group: str
+    resources: frozenset[str] | None
+    namespaces: frozenset[str] | None
+    names: frozenset[str] | None
+
+    @staticmethod
+    def of(u: UpsyncSet) -> _UpsyncTest:
+        def any_or(values: list[str] | None) -> frozenset[str] | None:
+            found = frozenset(values or ())
+            return None if "*" in found else found
+
+        return _UpsyncTest(u.api_group or "", any_or(u.resources), any_or(u.namespaces), any_or(u.names))
+
+    def claims(self, gr: GroupResource, namespace: str, name: str) -> bool:
+        return (
+            self.group == gr.group
+            and (self.resources is None or gr.resource in self.resources)
+            and (namespace == "" or self.namespaces is None or namespace in self.namespaces)
+            and (self.names is None or name in self.names)
+        )
+
+
+@dataclass(frozen=True)
 class CompiledPlacement:
-    """An EdgePlacement spec ready for matching.  ``upsync`` holds the UpsyncSets verbatim."""
+    """An EdgePlacement spec ready for matching.  ``upsync`` holds the UpsyncSets as given."""
 
     downsync: tuple[DownsyncClause, ...] = ()
-    upsync: list[dict[str, Any]] = field(default_factory=list, hash=False)
+    upsync: tuple[UpsyncSet, ...] = ()
     want_singleton: bool = False
+    upsync_tests: tuple[_UpsyncTest, ...] = field(default=(), compare=False, repr=False)
 
 
-def _name_set(value: object, where: str, problems: list[str]) -> tuple[bool, frozenset[str] | None]:
-    """(ok, set) for a list of names where empty or ``"*"`` means any (set ``None``)."""
-    if value is None:
-        return True, None
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        problems.append(f"{where} must be a list of strings")
-        return False, None
-    bad = [v for v in value if not isinstance(v, str)]
-    if bad:
-        problems.append(f"{where} must be a list of strings; {bad[0]!r} is not a string")
-        return False, None
-    names = frozenset(value)
-    if not names or "*" in names:
-        return True, None
-    return True, names
+def _name_set(values: list[str] | None) -> frozenset[str] | None:
+    """The names of a list where empty or ``"*"`` means any (``None``)."""
+    names = frozenset(values or ())
+    return None if not names or "*" in names else names
 
 
-def _selectors(value: object, where: str, problems: list[str]) -> tuple[bool, tuple[Selector, ...], bool]:
-    """(ok, valid selectors, given).  An invalid selector is dropped and reported."""
-    if value is None:
-        return True, (), False
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        problems.append(f"{where} must be a list of label selectors")
-        return False, (), True
+def _selectors(
+    value: list[LabelSelector] | None, where: str, problems: list[str]
+) -> tuple[tuple[Selector, ...], bool]:
+    """(valid selectors, given).  An invalid selector is dropped and reported."""
     out: list[Selector] = []
-    for i, raw in enumerate(value):
+    for i, raw in enumerate(value or ()):
         try:
-            out.append(parse_selector(raw))
+            out.append(selector_of(raw))
         except SelectorError as err:
             problems.append(f"{where}[{i}] is invalid and matches nothing: {err}")
-    return True, tuple(out), len(value) > 0
+    return tuple(out), bool(value)
 
 
-def _compile_clause(raw: object, where: str, problems: list[str]) -> DownsyncClause | None:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{where} must be an object; it is ignored")
-        return None
-    group = raw.get("apiGroup")
-    if group is not None and not isinstance(group, str):
-        problems.append(f"{where}.apiGroup must be a string; the clause is ignored")
-        return None
-    ok_r, resources = _name_set(raw.get("resources"), f"{where}.resources", problems)
-    ok_n, namespaces = _name_set(raw.get("namespaces"), f"{where}.namespaces", problems)
-    ok_o, names = _name_set(raw.get("objectNames"), f"{where}.objectNames", problems)
-    ok_ns, ns_sels, ns_given = _selectors(
-        raw.get("namespaceSelectors"), f"{where}.namespaceSelectors", problems
-    )
-    ok_ls, l_sels, l_given = _selectors(raw.get("labelSelectors"), f"{where}.labelSelectors", problems)
-    if not (ok_r and ok_n and ok_o and ok_ns and ok_ls):
-        problems.append(f"{where} is ignored")
-        return None
+def _compile_clause(raw: DownsyncObjectTest, where: str, problems: list[str]) -> DownsyncClause:
+    ns_sels, ns_given = _selectors(raw.namespace_selectors, f"{where}.namespaceSelectors", problems)
+    l_sels, l_given = _selectors(raw.label_selectors, f"{where}.labelSelectors", problems)
     clause = DownsyncClause(
-        api_group=group,
-        resources=resources,
-        namespaces=namespaces,
-        object_names=names,
+        api_group=raw.api_group,
+        resources=_name_set(raw.resources),
+        namespaces=_name_set(raw.namespaces),
+        object_names=_name_set(raw.object_names),
         namespace_selectors=ns_sels,
         namespace_selectors_given=ns_given,
         label_selectors=l_sels,
@@ -255,41 +238,22 @@ def _compile_clause(raw: object, where: str, problems: list[str]) -> DownsyncCla
     return clause
 
 
-def compile_placement(spec: Mapping[str, Any]) -> tuple[CompiledPlacement, list[str]]:
+def compile_placement(spec: EdgePlacementSpec | None) -> tuple[CompiledPlacement, list[str]]:
     """Compile an EdgePlacement ``spec``; returns it and human-readable problems (never raises).
 
-    A bad selector is dropped (it matches nothing) and reported; a malformed downsync clause is
-    ignored and reported; the rest of the placement keeps working (decision 7).  Unknown fields
-    are ignored.
+    The CRD's schema has checked the types.  What it cannot check is reported: a bad selector is
+    dropped (it matches nothing), a clause without any criterion (it matches everything) is kept;
+    the rest of the placement keeps working (decision 7).
     """
+    if spec is None:
+        return CompiledPlacement(), []
     problems: list[str] = []
-    if not isinstance(spec, Mapping):
-        return CompiledPlacement(), ["spec must be an object"]
-    clauses: list[DownsyncClause] = []
-    downsync = spec.get("downsync")
-    if downsync is not None:
-        if isinstance(downsync, str | bytes) or not isinstance(downsync, Sequence):
-            problems.append("downsync must be a list")
-        else:
-            for i, raw in enumerate(downsync):
-                clause = _compile_clause(raw, f"downsync[{i}]", problems)
-                if clause is not None:
-                    clauses.append(clause)
-    upsync: list[dict[str, Any]] = []
-    raw_upsync = spec.get("upsync")
-    if raw_upsync is not None:
-        if isinstance(raw_upsync, str | bytes) or not isinstance(raw_upsync, Sequence):
-            problems.append("upsync must be a list")
-        else:
-            for i, u in enumerate(raw_upsync):
-                if isinstance(u, Mapping):
-                    upsync.append(dict(u))
-                else:
-                    problems.append(f"upsync[{i}] must be an object; it is ignored")
-    want = spec.get("wantSingletonReportedState")
-    if want is not None and not isinstance(want, bool):
-        problems.append("wantSingletonReportedState must be a boolean; false is assumed")
-    return CompiledPlacement(tuple(clauses), upsync, want is True), problems
+    clauses = tuple(
+        _compile_clause(raw, f"downsync[{i}]", problems) for i, raw in enumerate(spec.downsync or ())
+    )
+    upsync = tuple(spec.upsync or ())
+    tests = tuple(_UpsyncTest.of(u) for u in upsync)
+    return CompiledPlacement(clauses, upsync, spec.want_singleton_reported_state is True, tests), problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,16 +299,19 @@ def match_state(
     gr: GroupResource,
     obj: Mapping[str, Any],
     namespace_labels: Mapping[str, str] | None,
+    meta: Meta | None = None,
 ) -> bool | None:
     """Like :func:`selects`, but ``None`` when the answer depends on the labels of the object's
-    Namespace and those are unknown (``namespace_labels`` is ``None``): retry later (C8c)."""
+    Namespace and those are unknown (``namespace_labels`` is ``None``): retry later (C8c).
+    ``meta`` is ``Meta(obj)`` when the caller has it already."""
     if excluded(gr) or is_system_object(obj):
         return False
-    namespace = object_namespace(obj)
-    name = _object_name(obj)
-    if upsync_claims(p.upsync, gr, namespace, name):
+    if meta is None:
+        meta = Meta(obj)
+    namespace, name = meta.namespace, meta.name
+    if any(u.claims(gr, namespace, name) for u in p.upsync_tests):
         return False
-    labels = _str_map(_metadata(obj).get("labels"))
+    labels = meta.labels
     unknown = False
     for c in p.downsync:
         state = _clause_state(c, gr, namespace, name, labels, namespace_labels)
@@ -360,6 +327,7 @@ def selects(
     gr: GroupResource,
     obj: Mapping[str, Any],
     namespace_labels: Mapping[str, str] | None,
+    meta: Meta | None = None,
 ) -> bool:
     """Whether placement ``p`` downsyncs ``obj`` (of resource ``gr``).
 
@@ -367,53 +335,26 @@ def selects(
     objects, which are tested against the empty label set); ``None`` for a namespaced object
     makes any namespaceSelectors criterion fail.
     """
-    return match_state(p, gr, obj, namespace_labels) is True
+    return match_state(p, gr, obj, namespace_labels, meta) is True
 
 
-def _str_list(value: object) -> list[str]:
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        return []
-    return [v for v in value if isinstance(v, str)]
-
-
-def upsync_claims(upsync: Sequence[Mapping[str, Any]], gr: GroupResource, namespace: str, name: str) -> bool:
+def upsync_claims(upsync: Iterable[UpsyncSet], gr: GroupResource, namespace: str, name: str) -> bool:
     """Whether some UpsyncSet claims the object (intended rule of behaviour 4.4, decision 5).
 
     apiGroup exact (absent = core); ``resources`` holds ``"*"`` or the resource; the object is
     cluster-scoped or ``namespaces`` holds ``"*"`` or its namespace; ``names`` holds ``"*"`` or
     its name.  Empty lists claim nothing.
     """
-    for u in upsync:
-        if not isinstance(u, Mapping):
-            continue
-        group = u.get("apiGroup", "")
-        if group is None:
-            group = ""
-        if not isinstance(group, str) or group != gr.group:
-            continue
-        resources = _str_list(u.get("resources"))
-        if "*" not in resources and gr.resource not in resources:
-            continue
-        if namespace != "":
-            namespaces = _str_list(u.get("namespaces"))
-            if "*" not in namespaces and namespace not in namespaces:
-                continue
-        names = _str_list(u.get("names"))
-        if "*" not in names and name not in names:
-            continue
-        return True
-    return False
+    return any(_UpsyncTest.of(u).claims(gr, namespace, name) for u in upsync)
 
 
-def canonical_upsync(upsync_sets: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def canonical_upsync(upsync_sets: Iterable[UpsyncSet]) -> list[UpsyncSet]:
     """UpsyncSets deduplicated by canonical JSON and sorted by it; inner lists keep their order."""
-    canon = {json.dumps(u, sort_keys=True, separators=(",", ":")) for u in upsync_sets}
-    out: list[dict[str, Any]] = []
-    for text in sorted(canon):
-        value = json.loads(text)
-        assert isinstance(value, dict)
-        out.append(value)
-    return out
+    canon = {
+        json.dumps(u.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":")): u
+        for u in upsync_sets
+    }
+    return [canon[text] for text in sorted(canon)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,13 +22,30 @@ placement's status fields that the where resolver owns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from apis.edge.v2alpha1 import (
+    EdgePlacement,
+    EdgePlacementStatus,
+    Location,
+    ObjectMeta,
+    OwnerReference,
+    SinglePlacement,
+    SinglePlacementSlice,
+    SyncTarget,
+)
 from apis.edge.v2alpha1 import constants as edge_api
+from apis.edge.v2alpha1.client import EdgeV2alpha1Client
+from apis.edge.v2alpha1.listers import (
+    EdgePlacementLister,
+    LocationLister,
+    SinglePlacementSliceLister,
+    SyncTargetLister,
+)
+from apis.machinery.meta import cluster_of, object_key
 from pkg import bootstrap
-from pkg.controllers.where.resolve import LOCATION, Destination, Problem, resolve, selected_locations
+from pkg.controllers import conditions
+from pkg.controllers.where.resolve import LOCATION, Problem, resolve, selected_locations
 from pkg.runtime import kcp
 from pkg.runtime.connections import Connections
 from pkg.runtime.controller import Controller, Result
@@ -37,7 +54,7 @@ from pkg.runtime.informer import SharedInformerFactory
 from pkg.runtime.klog import V, kv
 from pkg.runtime.manager import Manager
 from pkg.runtime.rest import ApiError, RestClient
-from pkg.runtime.store import Object, cluster_namespace_key, make_key, split_key
+from pkg.runtime.store import make_key, split_key
 
 log = logging.getLogger(__name__)
 
@@ -69,63 +86,22 @@ def edge_view(espw: RestClient, timeout: float = EXPORT_WAIT) -> RestClient:
     return kcp.virtual_workspace(espw, export)
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _destinations_of(sps: Mapping[str, Any]) -> list[Destination]:
-    have = sps.get("destinations")
-    if not isinstance(have, list):
-        return []
-    return [
-        Destination(
-            cluster=str(d.get("cluster", "")),
-            locationName=str(d.get("locationName", "")),
-            syncTargetName=str(d.get("syncTargetName", "")),
-            syncTargetUID=str(d.get("syncTargetUID", "")),
-        )
-        if isinstance(d, Mapping)
-        else Destination(cluster="", locationName="", syncTargetName="", syncTargetUID="")
-        for d in have
-    ]
-
-
-def _owner_reference(ep: Mapping[str, Any]) -> dict[str, Any]:
-    meta = _meta(ep)
-    return {
-        "apiVersion": EDGE_API_VERSION,
-        "kind": "EdgePlacement",
-        "name": str(meta.get("name", "")),
-        "uid": str(meta.get("uid", "")),
-        "controller": True,
-    }
-
-
-def _is_placement_ref(ref: Any) -> bool:
-    return (
-        isinstance(ref, Mapping)
-        and ref.get("kind") == "EdgePlacement"
-        and str(ref.get("apiVersion", "")).startswith("edge.kubestellar.io/")
+def _owner_reference(ep: EdgePlacement) -> OwnerReference:
+    return OwnerReference(
+        api_version=EDGE_API_VERSION,
+        kind="EdgePlacement",
+        name=ep.metadata.name or "",
+        uid=ep.metadata.uid or "",
+        controller=True,
     )
 
 
-def _changed(old: Mapping[str, Any], new: Mapping[str, Any], *paths: tuple[str, ...]) -> bool:
-    def at(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-        value: Any = obj
-        for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        return value
-
-    return any(at(old, p) != at(new, p) for p in paths)
+def _is_placement_ref(ref: OwnerReference) -> bool:
+    return ref.kind == "EdgePlacement" and ref.api_version.startswith("edge.kubestellar.io/")
 
 
 class WhereResolver:
@@ -140,101 +116,97 @@ class WhereResolver:
         *,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
-        self.writer = writer  # at the server root: writes go to /clusters/<logical cluster>
+        self.writer = EdgeV2alpha1Client(writer)  # writes go to /clusters/<logical cluster>
         self.recorder = recorder
-        self.placements = factory.informer(view, f"{EDGE_API}/edgeplacements")
-        self.slices = factory.informer(view, f"{EDGE_API}/singleplacementslices")
-        self.locations = factory.informer(view, f"{EDGE_API}/locations")
-        self.sync_targets = factory.informer(view, f"{EDGE_API}/synctargets")
+        placements = factory.informer(view, f"{EDGE_API}/edgeplacements", model=EdgePlacement)
+        slices = factory.informer(view, f"{EDGE_API}/singleplacementslices", model=SinglePlacementSlice)
+        locations = factory.informer(view, f"{EDGE_API}/locations", model=Location)
+        sync_targets = factory.informer(view, f"{EDGE_API}/synctargets", model=SyncTarget)
+        self.placements = EdgePlacementLister(placements)
+        self.slices = SinglePlacementSliceLister(slices)
+        self.locations = LocationLister(locations)
+        self.sync_targets = SyncTargetLister(sync_targets)
         self.controller: Controller[str] = Controller(NAME, self.reconcile, workers=workers)
         # Our own writes that the caches may not show yet (so a reconcile in between writes nothing):
         self._created: set[str] = set()  # SPS created, its add event not seen yet
         self._slice_written: dict[str, str] = {}  # SPS key -> resourceVersion our patch replaced
         self._status_written: dict[str, str] = {}  # EP key -> resourceVersion our apply replaced
 
-        self.placements.add_event_handler(
+        placements.add_event_handler(
             on_add=lambda obj: self._enqueue(obj, "EdgePlacement"),
             on_update=lambda old, new: self._enqueue(new, "EdgePlacement"),
             on_delete=lambda obj: self._enqueue(obj, "EdgePlacement"),
         )
-        self.slices.add_event_handler(
+        slices.add_event_handler(
             on_add=self._on_slice,
             on_update=lambda old, new: self._on_slice(new),
             on_delete=self._on_slice,
         )
-        location_paths = (("metadata", "labels"), ("metadata", "deletionTimestamp"), ("spec",))
-        self.locations.add_event_handler(
+        locations.add_event_handler(
             on_add=lambda obj: self._enqueue_all("Location", obj),
             on_update=lambda old, new: (
-                self._enqueue_all("Location", new) if _changed(old, new, *location_paths) else None
+                self._enqueue_all("Location", new) if _location_changed(old, new) else None
             ),
             on_delete=lambda obj: self._enqueue_all("Location", obj),
         )
-        target_paths = (("metadata", "labels"), ("metadata", "deletionTimestamp"))
-        self.sync_targets.add_event_handler(
+        sync_targets.add_event_handler(
             on_add=lambda obj: self._enqueue_all("SyncTarget", obj),
             on_update=lambda old, new: (
-                self._enqueue_all("SyncTarget", new) if _changed(old, new, *target_paths) else None
+                self._enqueue_all("SyncTarget", new) if _target_changed(old, new) else None
             ),
             on_delete=lambda obj: self._enqueue_all("SyncTarget", obj),
         )
 
     # -- event handlers ---------------------------------------------------------------------------
 
-    def _enqueue(self, obj: Object, kind: str) -> None:
-        key = cluster_namespace_key(obj)
+    def _enqueue(self, obj: EdgePlacement | SinglePlacementSlice, kind: str) -> None:
+        key = object_key(obj)
         log.log(V(4), "queueing EdgePlacement %s", kv(triggeringKind=kind, key=key))
         self.controller.enqueue(key)
 
-    def _on_slice(self, sps: Object) -> None:
-        self._created.discard(cluster_namespace_key(sps))
+    def _on_slice(self, sps: SinglePlacementSlice) -> None:
+        self._created.discard(object_key(sps))
         self._enqueue(sps, "SinglePlacementSlice")
 
-    def _enqueue_all(self, kind: str, obj: Object) -> None:
-        log.log(
-            V(4), "queueing every EdgePlacement %s", kv(triggeringKind=kind, key=cluster_namespace_key(obj))
-        )
+    def _enqueue_all(self, kind: str, obj: Location | SyncTarget) -> None:
+        log.log(V(4), "queueing every EdgePlacement %s", kv(triggeringKind=kind, key=object_key(obj)))
         for ep in self.placements.list():
-            self.controller.enqueue(cluster_namespace_key(ep))
+            self.controller.enqueue(object_key(ep))
 
     # -- reconcile --------------------------------------------------------------------------------
 
     def reconcile(self, key: str) -> Result | None:
-        ep = self.placements.get(key)
-        if ep is None or _meta(ep).get("deletionTimestamp"):
+        cluster, _, name = split_key(key)
+        ep = self.placements.get(cluster, name)
+        if ep is None or ep.metadata.deletion_timestamp is not None:
             self._status_written.pop(key, None)
             self._slice_written.pop(key, None)
             return None  # its SPS goes with it (ownerReference garbage collection)
-        cluster, _, name = split_key(key)
         locations = self.locations.list()
         destinations, problems = resolve(ep, locations, self.sync_targets.list())
         chosen, _ = selected_locations(ep, locations)
         log.log(V(3), "reconciling %s", kv(key=key, destinations=len(destinations), problems=len(problems)))
         result = self._ensure_slice(cluster, name, ep, destinations)
-        targets = len({(d["cluster"], d["syncTargetUID"]) for d in destinations})
+        targets = len({(d.cluster, d.sync_target_uid) for d in destinations})
         self._ensure_status(cluster, name, ep, len(chosen), targets, problems)
         return result
 
     def _ensure_slice(
-        self, cluster: str, name: str, ep: Object, destinations: list[Destination]
+        self, cluster: str, name: str, ep: EdgePlacement, destinations: list[SinglePlacement]
     ) -> Result | None:
-        client = kcp.cluster(self.writer, cluster)
-        collection = f"{EDGE_API}/singleplacementslices"
+        client = self.writer.cluster(cluster).single_placement_slices
         owner = _owner_reference(ep)
         key = make_key(cluster, "", name)
-        sps = self.slices.get(key)
+        sps = self.slices.get(cluster, name)
         if sps is None:
             if key in self._created:
                 return None  # created by us a moment ago; its add event brings the placement back
-            body = {
-                "apiVersion": EDGE_API_VERSION,
-                "kind": "SinglePlacementSlice",
-                "metadata": {"name": name, "ownerReferences": [owner]},
-                "destinations": destinations,
-            }
+            body = SinglePlacementSlice(
+                metadata=ObjectMeta(name=name, owner_references=[owner]), destinations=destinations
+            )
             log.log(V(2), "creating SinglePlacementSlice %s", kv(workloadWorkspace=cluster, name=name))
             try:
-                created = client.create(collection, body)
+                created = client.create(body)
             except ApiError as e:
                 if not e.already_exists:
                     raise
@@ -246,30 +218,32 @@ class WhereResolver:
                 kv(
                     workloadWorkspace=cluster,
                     singlePlacementSlice=name,
-                    resourceVersion=_meta(created).get("resourceVersion", ""),
+                    resourceVersion=created.metadata.resource_version or "",
                 ),
             )
             return None
-        if _meta(sps).get("deletionTimestamp"):
+        if sps.metadata.deletion_timestamp is not None:
             return Result(requeue_after=1.0)  # re-created once it is gone
-        seen_rv = str(_meta(sps).get("resourceVersion", ""))
+        seen_rv = sps.metadata.resource_version or ""
         if self._slice_written.get(key) == seen_rv:
             return None  # the cache does not show our last patch yet; its update event will come
         self._slice_written.pop(key, None)
         patch: dict[str, Any] = {}
-        if _destinations_of(sps) != destinations:
-            patch["destinations"] = destinations
-        refs = _meta(sps).get("ownerReferences")
-        refs = list(refs) if isinstance(refs, list) else []
-        if not any(isinstance(r, Mapping) and r.get("uid") == owner["uid"] for r in refs):
+        if sps.destinations != destinations:
+            patch["destinations"] = [d.model_dump(mode="json") for d in destinations]
+        refs = sps.metadata.owner_references or []
+        if not any(r.uid == owner.uid for r in refs):
             # No owner, or an earlier EdgePlacement of this name: ours replaces it.
-            patch["metadata"] = {"ownerReferences": [r for r in refs if not _is_placement_ref(r)] + [owner]}
+            kept = [r for r in refs if not _is_placement_ref(r)] + [owner]
+            patch["metadata"] = {
+                "ownerReferences": [r.model_dump(mode="json", exclude_unset=True) for r in kept],
+                # The owner list is merged from what we saw: only onto that.
+                "resourceVersion": seen_rv,
+            }
         if not patch:
             return None
-        if "metadata" in patch:  # the owner list is merged from what we saw: only onto that
-            patch["metadata"]["resourceVersion"] = _meta(sps).get("resourceVersion")
         try:
-            patched = client.patch(f"{collection}/{name}", patch)
+            patched = client.patch(name, patch)
         except ApiError as e:
             if e.not_found:
                 return None  # deleted meanwhile: its delete event brings the placement back
@@ -281,7 +255,7 @@ class WhereResolver:
                 kv(key=make_key(cluster, "", name)),
             )
             return Result(requeue=True)
-        if str(_meta(patched).get("resourceVersion", "")) != seen_rv:
+        if patched.metadata.resource_version != seen_rv:
             self._slice_written[key] = seen_rv
         log.log(
             V(2),
@@ -294,97 +268,93 @@ class WhereResolver:
         self,
         cluster: str,
         name: str,
-        ep: Object,
+        ep: EdgePlacement,
         matching: int,
         sync_targets: int,
         problems: list[Problem],
     ) -> None:
         key = make_key(cluster, "", name)
-        seen_rv = str(_meta(ep).get("resourceVersion", ""))
+        seen_rv = ep.metadata.resource_version or ""
         if self._status_written.get(key) == seen_rv:
             return  # the cache does not show our last apply yet; its update event will come
         self._status_written.pop(key, None)
-        generation = int(_meta(ep).get("generation") or 0)
+        generation = ep.metadata.generation or 0
+        status: conditions.Status
         if problems:
             status, reason = "False", REASON_INVALID_SELECTOR
             message = "; ".join(p.describe() for p in problems)
         else:
             status, reason = "True", REASON_RESOLVED
             message = f"{_count(matching, 'Location')}, {_count(sync_targets, 'SyncTarget')}"
-        have = ep.get("status") if isinstance(ep.get("status"), Mapping) else {}
-        assert isinstance(have, Mapping)
-        conditions = have.get("conditions") if isinstance(have.get("conditions"), list) else []
-        assert isinstance(conditions, list)
-        existing = next(
-            (c for c in conditions if isinstance(c, Mapping) and c.get("type") == CONDITION), None
-        )
-        condition = {
-            "type": CONDITION,
-            "status": status,
-            "observedGeneration": generation,
-            "lastTransitionTime": (
-                existing.get("lastTransitionTime")
-                if existing is not None
-                and existing.get("status") == status
-                and existing.get("lastTransitionTime")
-                else _now()
-            ),
-            "reason": reason,
-            "message": message,
-        }
+        have = ep.status or EdgePlacementStatus()
+        existing = conditions.find(have.conditions, CONDITION)
+        condition = conditions.desired_condition(existing, CONDITION, status, reason, message, generation)
         same = (
-            have.get("specGeneration") == generation
-            and have.get("matchingLocationCount") == matching
-            and existing is not None
-            and all(
-                existing.get(k) == condition[k] for k in ("status", "observedGeneration", "reason", "message")
-            )
+            have.spec_generation == generation
+            and have.matching_location_count == matching
+            and conditions.unchanged(existing, condition)
         )
         if same:
             return
-        body = {
-            "apiVersion": EDGE_API_VERSION,
-            "kind": "EdgePlacement",
-            "metadata": {"name": name},
-            "status": {
-                "specGeneration": generation,
-                "matchingLocationCount": matching,
-                "conditions": [condition],
-            },
-        }
+        status_body = EdgePlacementStatus(
+            spec_generation=generation, matching_location_count=matching, conditions=[condition]
+        )
         try:
-            applied = kcp.cluster(self.writer, cluster).apply(
-                f"{EDGE_API}/edgeplacements/{name}/status", body, FIELD_MANAGER
+            applied = self.writer.cluster(cluster).edge_placements.apply_status(
+                name, status_body, field_manager=FIELD_MANAGER
             )
         except ApiError as e:
             if e.not_found:
                 return  # deleted meanwhile
             raise
-        if str(_meta(applied).get("resourceVersion", "")) != seen_rv:
+        if applied.metadata.resource_version != seen_rv:
             self._status_written[key] = seen_rv
         log.log(
             V(2),
             "updated EdgePlacement status %s",
             kv(workloadWorkspace=cluster, edgePlacement=name, matchingLocationCount=matching, reason=reason),
         )
-        if existing is None or existing.get("message") != message:
+        if existing is None or existing.message != message:
             self._report(ep, problems)
 
-    def _report(self, ep: Object, problems: list[Problem]) -> None:
+    def _report(self, ep: EdgePlacement, problems: list[Problem]) -> None:
         """Events for the problems: on the placement for its selectors, on a Location for its own."""
         for problem in problems:
             if problem.kind == LOCATION:
-                loc = self.locations.get(make_key(problem.cluster, "", problem.name))
+                loc = self.locations.get(problem.cluster, problem.name)
                 ref = ObjectRef(
                     cluster=problem.cluster,
                     api_version=EDGE_API_VERSION,
                     kind=LOCATION,
                     name=problem.name,
-                    uid=str(_meta(loc).get("uid", "")) if loc else "",
+                    uid=(loc.metadata.uid or "") if loc else "",
                 )
             else:
-                ref = ObjectRef.of(ep)
+                ref = ObjectRef(
+                    cluster=cluster_of(ep),
+                    api_version=EDGE_API_VERSION,
+                    kind="EdgePlacement",
+                    name=ep.metadata.name or "",
+                    uid=ep.metadata.uid or "",
+                )
             self.recorder.warning(ref, REASON_INVALID_SELECTOR, problem.message)
+
+
+def _location_changed(old: Location, new: Location) -> bool:
+    """What resolution reads of a Location: its labels, whether it is going, its spec."""
+    return (old.metadata.labels, old.metadata.deletion_timestamp, old.spec) != (
+        new.metadata.labels,
+        new.metadata.deletion_timestamp,
+        new.spec,
+    )
+
+
+def _target_changed(old: SyncTarget, new: SyncTarget) -> bool:
+    """What resolution reads of a SyncTarget: its labels and whether it is going."""
+    return (old.metadata.labels, old.metadata.deletion_timestamp) != (
+        new.metadata.labels,
+        new.metadata.deletion_timestamp,
+    )
 
 
 def setup(

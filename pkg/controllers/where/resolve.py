@@ -1,6 +1,7 @@
 """Where resolution as a pure function (behaviour 2.2-2.3, scenarios A.3 and C1-C4).
 
-A destination is one (Location, SyncTarget) pair such that
+A destination (a :class:`~apis.edge.v2alpha1.SinglePlacement`) is one (Location, SyncTarget) pair
+such that
 
 * the Location's labels match at least one of the EdgePlacement's ``spec.locationSelectors``
   (Locations of every inventory workspace are candidates; an empty or absent list selects none;
@@ -8,30 +9,24 @@ A destination is one (Location, SyncTarget) pair such that
 * the SyncTarget is in the Location's own logical cluster and its labels match the Location's
   ``spec.instanceSelector`` (absent or null selects none; ``{}`` selects all).
 
-Objects with a ``deletionTimestamp`` are treated as gone.  An invalid selector (spec decision 7)
-selects nothing and becomes a :class:`Problem`; the other selectors keep working.
+Objects with a ``deletionTimestamp`` are treated as gone.  The CRD's schema has already checked
+the types; a selector that is still invalid (a bad key or value, an unknown operator; spec
+decision 7) selects nothing and becomes a :class:`Problem`; the other selectors keep working.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypedDict
 
+from apis.edge.v2alpha1 import EdgePlacement, Location, SinglePlacement, SyncTarget
+from apis.machinery.meta import cluster_of
 from pkg import labels
-from pkg.runtime import kcp
 
 EDGE_PLACEMENT = "EdgePlacement"
 LOCATION = "Location"
 
-
-class Destination(TypedDict):
-    """One entry of ``SinglePlacementSlice.destinations``."""
-
-    cluster: str
-    locationName: str
-    syncTargetName: str
-    syncTargetUID: str
+Destination = SinglePlacement  # one entry of ``SinglePlacementSlice.destinations``
 
 
 @dataclass(frozen=True)
@@ -49,103 +44,85 @@ class Problem:
         return f"{self.kind} {self.name} in {self.cluster}: {self.message}"
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
+def _live(obj: Location | SyncTarget) -> bool:
+    return obj.metadata.deletion_timestamp is None
 
 
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    found = _meta(obj).get("labels")
-    return found if isinstance(found, Mapping) else {}
+def destination_key(d: SinglePlacement) -> tuple[str, str, str, str]:
+    """The order of destinations: (cluster, locationName, syncTargetName, syncTargetUID)."""
+    return (d.cluster, d.location_name, d.sync_target_name, d.sync_target_uid)
 
 
-def _cluster(obj: Mapping[str, Any]) -> str:
-    annotations = _meta(obj).get("annotations")
-    return str(annotations.get(kcp.CLUSTER_ANNOTATION, "")) if isinstance(annotations, Mapping) else ""
-
-
-def _live(obj: Mapping[str, Any]) -> bool:
-    return not _meta(obj).get("deletionTimestamp")
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
-def placement_selectors(placement: Mapping[str, Any]) -> tuple[list[labels.Selector], list[Problem]]:
+def placement_selectors(placement: EdgePlacement) -> tuple[list[labels.Selector], list[Problem]]:
     """The valid selectors of ``spec.locationSelectors``, and a problem for each invalid one."""
-    cluster = _cluster(placement)
-    name = str(_meta(placement).get("name", ""))
-    raw = _spec(placement).get("locationSelectors")
-    if raw is None:
+    spec = placement.spec
+    if spec is None or not spec.location_selectors:
         return [], []
-    if not isinstance(raw, list):
-        return [], [Problem(EDGE_PLACEMENT, cluster, name, "spec.locationSelectors must be a list")]
+    cluster = cluster_of(placement)
+    name = placement.metadata.name or ""
     selectors: list[labels.Selector] = []
     problems: list[Problem] = []
-    for i, sel in enumerate(raw):
+    for i, sel in enumerate(spec.location_selectors):
         try:
-            selectors.append(labels.parse_selector(sel))
+            selectors.append(labels.selector_of(sel))
         except labels.SelectorError as e:
             problems.append(Problem(EDGE_PLACEMENT, cluster, name, f"spec.locationSelectors[{i}]: {e}"))
     return selectors, problems
 
 
 def selected_locations(
-    placement: Mapping[str, Any], locations: Iterable[Mapping[str, Any]]
-) -> tuple[list[Mapping[str, Any]], list[Problem]]:
+    placement: EdgePlacement, locations: Iterable[Location]
+) -> tuple[list[Location], list[Problem]]:
     """The live Locations (of every cluster) that the placement selects, sorted by (cluster, name)."""
     selectors, problems = placement_selectors(placement)
-    chosen = [loc for loc in locations if _live(loc) and labels.matches_any(selectors, _labels(loc))]
-    chosen.sort(key=lambda loc: (_cluster(loc), str(_meta(loc).get("name", ""))))
+    chosen = [
+        loc for loc in locations if _live(loc) and labels.matches_any(selectors, loc.metadata.labels or {})
+    ]
+    chosen.sort(key=lambda loc: (cluster_of(loc), loc.metadata.name or ""))
     return chosen, problems
 
 
-def instance_selector(location: Mapping[str, Any]) -> tuple[labels.Selector | None, Problem | None]:
+def instance_selector(location: Location) -> tuple[labels.Selector | None, Problem | None]:
     """The Location's instance selector; ``None`` selects nothing (absent, null or invalid)."""
-    raw = _spec(location).get("instanceSelector")
+    raw = location.spec.instance_selector if location.spec is not None else None
     if raw is None:
         return None, None
     try:
-        return labels.parse_selector(raw), None
+        return labels.selector_of(raw), None
     except labels.SelectorError as e:
-        cluster = _cluster(location)
-        name = str(_meta(location).get("name", ""))
-        return None, Problem(LOCATION, cluster, name, f"spec.instanceSelector: {e}")
+        cluster = cluster_of(location)
+        return None, Problem(LOCATION, cluster, location.metadata.name or "", f"spec.instanceSelector: {e}")
 
 
 def resolve(
-    placement: Mapping[str, Any],
-    locations: Iterable[Mapping[str, Any]],
-    sync_targets: Iterable[Mapping[str, Any]],
-) -> tuple[list[Destination], list[Problem]]:
-    """Every destination of ``placement``, sorted by (cluster, locationName, syncTargetName), and
-    the problems found (the placement's invalid selectors, then those of the selected Locations)."""
+    placement: EdgePlacement,
+    locations: Iterable[Location],
+    sync_targets: Iterable[SyncTarget],
+) -> tuple[list[SinglePlacement], list[Problem]]:
+    """Every destination of ``placement``, sorted by :func:`destination_key`, and the problems
+    found (the placement's invalid selectors, then those of the selected Locations)."""
     chosen, problems = selected_locations(placement, locations)
-    by_cluster: dict[str, list[Mapping[str, Any]]] = {}
+    by_cluster: dict[str, list[SyncTarget]] = {}
     for st in sync_targets:
         if _live(st):
-            by_cluster.setdefault(_cluster(st), []).append(st)
-    destinations: list[Destination] = []
+            by_cluster.setdefault(cluster_of(st), []).append(st)
+    destinations: list[SinglePlacement] = []
     for loc in chosen:
         selector, problem = instance_selector(loc)
         if problem is not None:
             problems.append(problem)
         if selector is None:
             continue
-        cluster = _cluster(loc)
+        cluster = cluster_of(loc)
         for st in by_cluster.get(cluster, []):
-            if selector.matches(_labels(st)):
+            if selector.matches(st.metadata.labels or {}):
                 destinations.append(
-                    Destination(
+                    SinglePlacement(
                         cluster=cluster,
-                        locationName=str(_meta(loc).get("name", "")),
-                        syncTargetName=str(_meta(st).get("name", "")),
-                        syncTargetUID=str(_meta(st).get("uid", "")),
+                        location_name=loc.metadata.name or "",
+                        sync_target_name=st.metadata.name or "",
+                        sync_target_uid=st.metadata.uid or "",
                     )
                 )
-    destinations.sort(
-        key=lambda d: (d["cluster"], d["locationName"], d["syncTargetName"], d["syncTargetUID"])
-    )
+    destinations.sort(key=destination_key)
     return destinations, problems
