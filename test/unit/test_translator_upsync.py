@@ -108,7 +108,9 @@ def wmw(cluster: str, path: str, crds: Sequence[dict[str, Any]], spec: dict[str,
     return Workspace(cluster, path, [placement], resources, objects, {}, {})
 
 
-DEST = SinglePlacement(cluster="imw1", location_name="florin", sync_target_name="florin", sync_target_uid="uid-f")
+DEST = SinglePlacement(
+    cluster="imw1", location_name="florin", sync_target_name="florin", sync_target_uid="uid-f"
+)
 SPROCKET_KEY = CopyKey(CRDS, "", "sprockets.group1.test")
 
 
