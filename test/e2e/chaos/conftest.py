@@ -25,6 +25,7 @@ import pytest
 from pkg import bootstrap
 from pkg.runtime.rest import CRASH_EXIT_CODE
 from test.e2e.kcpserver import REPO, KcpServer
+from test.e2e.slow_suite import mark_and_deselect
 
 HERE = Path(__file__).resolve().parent
 LOG_TAIL = 60
@@ -34,24 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: slow fault-injection tests on a private kcp (make test-chaos)")
 
 
-def _asked_for(config: pytest.Config) -> bool:
-    if "chaos" in (config.option.markexpr or ""):
-        return True
-    for arg in config.args:
-        path = Path(arg.split("::")[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    mine = [item for item in items if HERE in Path(str(item.path)).parents]
-    for item in mine:
-        item.add_marker(pytest.mark.chaos)
-    if mine and not _asked_for(config):
-        config.hook.pytest_deselected(items=mine)
-        items[:] = [item for item in items if item not in mine]
+    mark_and_deselect(config, items, HERE, "chaos")
 
 
 @pytest.hookimpl(hookwrapper=True)

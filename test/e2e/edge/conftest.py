@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from test.e2e.kcpserver import KcpServer
+from test.e2e.slow_suite import mark_and_deselect
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,24 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "edge: the edge e2e on a central and an edge kcp (make test-edge)")
 
 
-def _asked_for(config: pytest.Config) -> bool:
-    if "edge" in (config.option.markexpr or ""):
-        return True
-    for arg in config.args:
-        path = Path(arg.split("::")[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    mine = [item for item in items if HERE in Path(str(item.path)).parents]
-    for item in mine:
-        item.add_marker(pytest.mark.edge)
-    if mine and not _asked_for(config):
-        config.hook.pytest_deselected(items=mine)
-        items[:] = [item for item in items if item not in mine]
+    mark_and_deselect(config, items, HERE, "edge")
 
 
 _failed = False
