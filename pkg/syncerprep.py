@@ -33,8 +33,9 @@ from typing import Any
 
 import yaml
 
+from apis.edge.v2alpha1 import resources
+from apis.edge.v2alpha1.naming import InvalidMailboxName, mailbox_name
 from pkg import bootstrap
-from pkg.controllers.mailbox.naming import InvalidMailboxName, mailbox_name
 from pkg.runtime import kcp
 from pkg.runtime.rest import ApiError, RestClient
 
@@ -48,7 +49,7 @@ KUBECONFIG_KEY = "kubeconfig"
 QPS = 20
 BURST = 30
 SYNCER_COMMAND = "/ko-app/syncer"
-EDGE_SYNC_CONFIGS = f"{bootstrap.EDGE_API}/edgesyncconfigs"
+EDGE_SYNC_CONFIGS = resources.EDGE_SYNC_CONFIGS.path()
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 Progress = Callable[[str], None]
@@ -206,7 +207,7 @@ def prep_for_syncer(
             f"SyncTarget name {sync_target!r} is too long: the syncer's namespace {sid!r} "
             "would exceed 63 characters"
         )
-    if _get(kcp.cluster(client, espw), f"{kcp.APIS}/apiexports/{bootstrap.EDGE_EXPORT}") is None:
+    if _get(kcp.cluster(client, espw), kcp.API_EXPORTS.path(name=bootstrap.EDGE_EXPORT)) is None:
         raise PrepError(
             f"{espw} has no APIExport {bootstrap.EDGE_EXPORT}: it is not the edge service provider workspace"
         )
@@ -223,7 +224,7 @@ def prep_for_syncer(
     mb = kcp.cluster(client, mb_path)
 
     def bound() -> bool:
-        b = _get(mb, f"{kcp.APIS}/apibindings/bind-edge")
+        b = _get(mb, kcp.API_BINDINGS.path(name="bind-edge"))
         return bool(b and (b.get("status") or {}).get("phase") == "Bound")
 
     wait(f"APIBinding bind-edge in {mb_path} to be Bound ({hint})", bound)
@@ -266,15 +267,16 @@ def _prepare_mailbox(
 ) -> tuple[int, str]:
     """Create or repair the mailbox objects; return (writes, the ServiceAccount's token)."""
     writes = 0
-    esc = _get(mb, f"{EDGE_SYNC_CONFIGS}/{sync_target}")
+    esc_path = resources.EDGE_SYNC_CONFIGS.path(name=sync_target)
+    esc = _get(mb, esc_path)
     if esc is None:
         body = {
-            "apiVersion": "edge.kubestellar.io/v2alpha1",
+            "apiVersion": resources.EDGE_SYNC_CONFIGS.api_version,
             "kind": "EdgeSyncConfig",
             "metadata": {"name": sync_target},
             "spec": {},
         }
-        esc = _create(mb, EDGE_SYNC_CONFIGS, body) or mb.get(f"{EDGE_SYNC_CONFIGS}/{sync_target}")
+        esc = _create(mb, EDGE_SYNC_CONFIGS, body) or mb.get(esc_path)
         writes += 1
     owner = {
         "apiVersion": "edge.kubestellar.io/v2alpha1",
