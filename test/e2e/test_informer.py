@@ -584,7 +584,9 @@ def test_a_watch_resumed_after_compaction_gets_410_and_relists(
         nonlocal paused
         if sent.verb == "watch" and len(rec.watches()) == 2 and not paused:
             paused = True
-            wait_compacted(client, path, sent.params["resourceVersion"])
+            # A watch from R reads etcd from R+1, which a compaction that has just passed R keeps:
+            # wait until R+1 is compacted too, or the watch may resume and see no 410.
+            wait_compacted(client, path, str(int(sent.params["resourceVersion"]) + 1))
             client.delete(f"{path}/a")
             client.patch(f"{path}/b", {"data": {"v": "2"}})
             client.create(path, configmap("c", {"app": "resumed"}, v="1"))
