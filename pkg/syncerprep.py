@@ -35,8 +35,9 @@ import yaml
 
 from apis.edge.v2alpha1 import resources
 from apis.edge.v2alpha1.naming import InvalidMailboxName, mailbox_name
+from apis.machinery.resource import ResourceInfo
 from pkg import bootstrap
-from pkg.runtime import kcp
+from pkg.runtime import kcp, kube
 from pkg.runtime.rest import ApiError, RestClient
 
 DEFAULT_SYNCER_IMAGE = "quay.io/kubestellar/syncer:release-0.14"
@@ -50,7 +51,6 @@ QPS = 20
 BURST = 30
 SYNCER_COMMAND = "/ko-app/syncer"
 EDGE_SYNC_CONFIGS = resources.EDGE_SYNC_CONFIGS.path()
-RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 Progress = Callable[[str], None]
 
@@ -116,29 +116,29 @@ def dump_yaml(docs: list[dict[str, Any]]) -> str:
 
 
 def _waiter(progress: Progress, timeout: float) -> Callable[[str, Callable[[], Any]], Any]:
-    """Poll a probe until it returns something truthy; after 2 s, say what is awaited every 10 s."""
+    """:func:`kcp.wait_for` with one deadline for all the waits of a run, and, for a script's
+    stderr, a line saying what is awaited after 2 s and then every 10 s."""
     deadline = time.monotonic() + timeout
 
     def wait(what: str, probe: Callable[[], Any]) -> Any:
-        announced = time.monotonic() - 8.0
-        interval = 0.2
-        while True:
-            try:
-                value = probe()
-            except ApiError as e:
-                if e.status not in (403, 404):
-                    raise
-                value = None
-            if value:
-                return value
-            now = time.monotonic()
-            if now >= deadline:
-                raise PrepError(f"timed out after {timeout:.0f}s waiting for {what}")
-            if now - announced >= 10.0:
-                progress(f"waiting for {what} ({deadline - now:.0f}s left)")
-                announced = now
-            time.sleep(min(interval, max(deadline - now, 0.05)))
-            interval = min(interval * 1.5, 2.0)
+        outer = kcp.wait_observer.get()
+        next_line = 2.0
+
+        def observe(awaited: str, waited: float, done: bool) -> None:
+            nonlocal next_line
+            if outer is not None:
+                outer(awaited, waited, done)
+            if not done and waited >= next_line:
+                progress(f"waiting for {awaited} ({deadline - time.monotonic():.0f}s left)")
+                next_line = waited + 10.0
+
+        token = kcp.wait_observer.set(observe)
+        try:
+            return kcp.wait_for(what, probe, max(deadline - time.monotonic(), 0.0))
+        except kcp.KcpError as e:
+            raise PrepError(f"timed out after {timeout:.0f}s waiting for {what}") from e
+        finally:
+            kcp.wait_observer.reset(token)
 
     return wait
 
@@ -287,12 +287,14 @@ def _prepare_mailbox(
     ns = MAILBOX_NAMESPACE
     md: dict[str, Any] = {"name": sid, "ownerReferences": [owner]}
 
-    def ensure(collection: str, body: dict[str, Any], fields: tuple[str, ...] = ()) -> None:
+    def ensure(info: ResourceInfo, body: dict[str, Any], fields: tuple[str, ...] = ()) -> None:
         """Create ``body``, or add the owner reference and set ``fields`` where they differ."""
         nonlocal writes
-        have = _get(mb, f"{collection}/{body['metadata']['name']}")
+        namespace = ns if info.namespaced else None
+        path = info.path(namespace=namespace, name=body["metadata"]["name"])
+        have = _get(mb, path)
         if have is None:
-            if _create(mb, collection, body) is not None:
+            if _create(mb, info.path(namespace=namespace), body) is not None:
                 writes += 1
             return
         patch: dict[str, Any] = {k: body[k] for k in fields if have.get(k) != body[k]}
@@ -300,33 +302,32 @@ def _prepare_mailbox(
         if refs is not None:
             patch["metadata"] = {"ownerReferences": refs}
         if patch:
-            mb.patch(f"{collection}/{body['metadata']['name']}", patch)
+            mb.patch(path, patch)
             writes += 1
 
-    ensure(
-        f"/api/v1/namespaces/{ns}/serviceaccounts",
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": md},
-    )
+    ensure(kube.SERVICE_ACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": md})
     rules = [
         {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
         {"nonResourceURLs": ["/"], "verbs": ["access"]},
     ]
+    rbac = kube.CLUSTER_ROLES.api_version
     ensure(
-        f"{RBAC}/clusterroles",
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": md, "rules": rules},
+        kube.CLUSTER_ROLES,
+        {"apiVersion": rbac, "kind": kube.CLUSTER_ROLES.kind, "metadata": md, "rules": rules},
         ("rules",),
     )
-    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": sid}
+    role_ref = {"apiGroup": kube.CLUSTER_ROLES.group, "kind": kube.CLUSTER_ROLES.kind, "name": sid}
     subjects = [{"kind": "ServiceAccount", "name": sid, "namespace": ns}]
-    crb = _get(mb, f"{RBAC}/clusterrolebindings/{sid}")
+    crb_path = kube.CLUSTER_ROLE_BINDINGS.path(name=sid)
+    crb = _get(mb, crb_path)
     if crb is not None and crb.get("roleRef") != role_ref:  # roleRef is immutable
-        mb.delete(f"{RBAC}/clusterrolebindings/{sid}")
+        mb.delete(crb_path)
         writes += 1
     ensure(
-        f"{RBAC}/clusterrolebindings",
+        kube.CLUSTER_ROLE_BINDINGS,
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
+            "apiVersion": rbac,
+            "kind": kube.CLUSTER_ROLE_BINDINGS.kind,
             "metadata": md,
             "roleRef": role_ref,
             "subjects": subjects,
@@ -334,9 +335,8 @@ def _prepare_mailbox(
         ("subjects",),
     )
     secret_name = f"{sid}-token"
-    secrets = f"/api/v1/namespaces/{ns}/secrets"
     ensure(
-        secrets,
+        kube.SECRETS,
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -350,7 +350,7 @@ def _prepare_mailbox(
     )
 
     def token() -> str | None:
-        data = (_get(mb, f"{secrets}/{secret_name}") or {}).get("data") or {}
+        data = (_get(mb, kube.SECRETS.path(namespace=ns, name=secret_name)) or {}).get("data") or {}
         return base64.b64decode(data["token"]).decode() if data.get("token") else None
 
     # kcp's token controller fills in a ServiceAccount token Secret, as Kubernetes' does.

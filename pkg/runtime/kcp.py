@@ -99,10 +99,20 @@ wait_observer: contextvars.ContextVar[WaitObserver | None] = contextvars.Context
 """Who watches the waits (a CLI's progress display); nobody by default."""
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+def wait_for(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.2,
+    max_interval: float = 2.0,
+) -> Any:
     """Call ``probe`` until it returns something truthy; raise :class:`KcpError` on timeout.
 
-    The :data:`wait_observer` of the calling context, if any, sees each poll and the end.
+    Polls after ``interval`` seconds, then at intervals growing by half each time up to
+    ``max_interval``, never sleeping past the deadline.  An :class:`ApiError` of the probe counts
+    as "not yet" (its text ends the timeout's message), except that 401 and 403 are raised once
+    the time is up.  The :data:`wait_observer` of the calling context, if any, sees each poll and
+    the end.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -124,8 +134,8 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
             raise KcpError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         if observer is not None:
             observer(what, time.monotonic() - start, False)
-        time.sleep(interval)
-        interval = min(interval * 1.5, 2.0)
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.01)))
+        interval = min(interval * 1.5, max_interval)
 
 
 @dataclass(frozen=True)

@@ -20,3 +20,9 @@ CUSTOM_RESOURCE_DEFINITIONS: Final = ResourceInfo(
     "CustomResourceDefinition",
     subresources=frozenset({"status"}),
 )
+SERVICE_ACCOUNTS: Final = ResourceInfo("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True)
+SECRETS: Final = ResourceInfo("", "v1", "secrets", "Secret", namespaced=True)
+CLUSTER_ROLES: Final = ResourceInfo("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole")
+CLUSTER_ROLE_BINDINGS: Final = ResourceInfo(
+    "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding"
+)

@@ -91,3 +91,27 @@ def test_an_unreachable_server_is_named(capsys: pytest.CaptureFixture[str]) -> N
     rc, lines = _errors(capsys, body)
     assert rc == 1
     assert lines == ["kubestellar: error: cannot reach the server: [Errno 111] Connection refused"]
+
+
+def test_wait_for_backs_off_to_max_interval_and_never_sleeps_past_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += s
+
+    monkeypatch.setattr(kcp.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(kcp.time, "sleep", sleep)
+    with pytest.raises(kcp.KcpError, match="timed out after 10s waiting for never"):
+        kcp.wait_for("never", lambda: False, timeout=10, interval=0.2, max_interval=2.0)
+    assert slept[:4] == pytest.approx([0.2, 0.3, 0.45, 0.675])
+    assert max(slept) == pytest.approx(2.0)
+    assert clock[0] == pytest.approx(10.0, abs=0.02)  # the last sleep ends at the deadline
+    slept.clear()
+    clock[0] = 0.0
+    with pytest.raises(kcp.KcpError):
+        kcp.wait_for("never", lambda: False, timeout=3, interval=0.25, max_interval=0.25)
+    assert set(slept[:-1]) == {0.25}  # the last one may be shorter: it ends at the deadline
