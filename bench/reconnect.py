@@ -1,0 +1,158 @@
+"""An idle system after a kcp outage: how soon after kcp answers again does a change converge?
+
+    python -m bench.reconnect [--down 30] [--repeat 1] [--json PATH]
+
+One private kcp with bench/scale.py's small workload, converged by ``kubestellar start`` (all four
+controllers).  Then, per round and per mode, interleaved (plain, reset, plain, reset, ...): the
+controllers are started in that mode and become ready; kcp is stopped for ``--down`` seconds (so
+the informers' refused requests back off toward 30 s) and started again; as soon as it answers, one
+customized ConfigMap is edited, and the clock runs until every mailbox it reaches shows the edit.
+
+Modes: *reset*, the informers' backoff ends soon after kcp answers (pkg/runtime/reachability.py);
+*plain*, ``KUBESTELLAR_NO_REACHABILITY=1``, each informer waits out its own backoff (the behaviour
+before).  Printed: seconds from kcp answering to converged, per mode (median, runs), the ratio
+plain / reset, and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.scale import SIZES, Bench, BenchError, Model, get_or_none, log
+from pkg.runtime import kcp
+from pkg.runtime.rest import ApiError
+
+MODES = {"plain": {"KUBESTELLAR_NO_REACHABILITY": "1"}, "reset": {}}
+
+
+class ReconnectBench(Bench):
+    def outage(self, mode: str, run: int) -> dict[str, Any]:
+        m = self.model
+        p = self.proc(f"kubestellar-{mode}-{run}", "cmd.kubestellar", "start", env=MODES[mode])
+        p.wait_ready(self.args.timeout)
+        p.wait_quiet(self.args.quiet, self.args.timeout)
+        target = next(o for o in m.objs if o.kind == "ConfigMap" and o.customized)
+        affected = [loc for loc in m.locs if any(q.wmw == target.wmw for q in m.reaching(loc))]
+        down = time.monotonic()
+        self.server.stop()
+        time.sleep(self.args.down)
+        self.server.start()
+        up = time.monotonic()
+        wc = kcp.cluster(self.server.client(), m.wmw_path(target.wmw))
+        target.rev += 1
+        while True:  # kcp may answer before it serves the workspace: retry the edit
+            try:
+                wc.patch(f"{target.collection()}/{target.name}", {"data": {"rev": str(target.rev)}})
+                break
+            except ApiError as e:
+                if time.monotonic() - up > self.args.timeout:
+                    raise BenchError(f"edit after the restart refused: {e}") from e
+                time.sleep(0.1)
+        edited = time.monotonic()
+        boxes = kcp.cluster(self.server.client(), kcp.ROOT)
+        pending = {loc.name: loc for loc in affected}
+        while pending:
+            p.alive()
+            for loc in list(pending.values()):
+                try:
+                    cm = get_or_none(
+                        kcp.cluster(boxes, loc.cluster or f"root:{loc.mailbox}"),
+                        f"{target.collection()}/{target.name}",
+                    )
+                except ApiError:
+                    cm = None
+                if cm and cm.get("data", {}).get("rev") == str(target.rev):
+                    del pending[loc.name]
+            if pending:
+                if time.monotonic() - up > self.args.timeout:
+                    raise BenchError(f"{mode}: {len(pending)} mailboxes never showed the edit")
+                time.sleep(0.05)
+        seconds = time.monotonic() - up
+        p.stop()
+        rec = {
+            "mode": mode,
+            "converged_after_up_s": seconds,
+            "edit_accepted_after_up_s": edited - up,
+            "down_s": up - down,
+            "fan_out": len(affected),
+            "loadavg": os.getloadavg(),
+        }
+        log(
+            f"{mode} run {run}: converged {seconds:.1f}s after kcp answered (edit accepted at "
+            f"{edited - up:.1f}s; down {up - down:.0f}s), load {os.getloadavg()[0]:.1f}"
+        )
+        return rec
+
+    def run_reconnect(self) -> dict[str, Any]:
+        self.setup_server()
+        self.setup_wmws()
+        self.setup_workload()
+        self.cold_start()
+        self.mailboxes.resolve_clusters()
+        runs = [self.outage(mode, run) for run in range(self.args.repeat) for mode in MODES]
+        for mode in MODES:
+            vals = [r["converged_after_up_s"] for r in runs if r["mode"] == mode]
+            self.result[mode] = {"converged_after_up_s": statistics.median(vals), "runs": vals}
+        self.result["runs"] = runs
+        self.result["ratio_plain_over_reset"] = (
+            self.result["plain"]["converged_after_up_s"] / self.result["reset"]["converged_after_up_s"]
+        )
+        self.result["down_s"] = self.args.down
+        return self.result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.reconnect", description=__doc__.split("\n\n")[0])
+    p.add_argument("--down", type=float, default=30.0, help="seconds kcp stays stopped")
+    p.add_argument("--repeat", type=int, default=1, help="rounds (each: plain, then reset)")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--quiet", type=float, default=3.0)
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--json", type=Path)
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="ks-bench-reconnect-"))
+    bench = ReconnectBench(args, Model.build(SIZES["small"], os.urandom(3).hex()), work)
+    ok = False
+    try:
+        r = bench.run_reconnect()
+        ok = True
+    except (BenchError, kcp.KcpError, ApiError) as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        bench.stop()
+        if ok and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"work directory kept: {work}")
+    print(
+        f"kcp down {args.down:.0f}s, then one object edit (fan-out {r['runs'][0]['fan_out']})"
+        " as soon as it answers:"
+    )
+    for mode in MODES:
+        runs = " ".join(f"{x:.1f}" for x in r[mode]["runs"])
+        print(
+            f"  {mode:<6} converged {r[mode]['converged_after_up_s']:6.1f}s after kcp answered (runs: {runs})"
+        )
+    print(f"  ratio plain / reset: {r['ratio_plain_over_reset']:.1f}x   (target: reset within 5 s)")
+    print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
