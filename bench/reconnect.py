@@ -5,8 +5,9 @@
 One private kcp with bench/scale.py's small workload, converged by ``kubestellar start`` (all four
 controllers).  Then, per round and per mode, interleaved (plain, reset, plain, reset, ...): the
 controllers are started in that mode and become ready; kcp is stopped for ``--down`` seconds (so
-the informers' refused requests back off toward 30 s) and started again; as soon as it answers, one
-customized ConfigMap is edited, and the clock runs until every mailbox it reaches shows the edit.
+the informers' refused requests back off toward 30 s) and started again; the clock starts when kcp
+first answers ``/readyz`` with 200 (polled every 50 ms), one customized ConfigMap is edited as soon
+as kcp accepts it, and the clock runs until every mailbox it reaches shows the edit.
 
 Modes: *reset*, the informers' backoff ends soon after kcp answers (pkg/runtime/reachability.py);
 *plain*, ``KUBESTELLAR_NO_REACHABILITY=1``, each informer waits out its own backoff (the behaviour
@@ -23,9 +24,12 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import urllib3
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,8 +52,13 @@ class ReconnectBench(Bench):
         down = time.monotonic()
         self.server.stop()
         time.sleep(self.args.down)
+        seen: dict[str, float] = {}
+        watcher = threading.Thread(target=self._watch_up, args=(seen,), daemon=True)
+        watcher.start()
         self.server.start()
-        up = time.monotonic()
+        started = time.monotonic()
+        watcher.join(self.args.timeout)
+        up = seen.get("ready", started)  # the first 200 from /readyz
         wc = kcp.cluster(self.server.client(), m.wmw_path(target.wmw))
         target.rev += 1
         while True:  # kcp may answer before it serves the workspace: retry the edit
@@ -85,6 +94,8 @@ class ReconnectBench(Bench):
             "mode": mode,
             "converged_after_up_s": seconds,
             "edit_accepted_after_up_s": edited - up,
+            "first_answer_before_ready_s": up - seen.get("answer", up),
+            "kcp_start_returned_after_ready_s": started - up,
             "down_s": up - down,
             "fan_out": len(affected),
             "loadavg": os.getloadavg(),
@@ -94,6 +105,22 @@ class ReconnectBench(Bench):
             f"{edited - up:.1f}s; down {up - down:.0f}s), load {os.getloadavg()[0]:.1f}"
         )
         return rec
+
+    def _watch_up(self, seen: dict[str, float]) -> None:
+        """Record when kcp first answers at all ("answer") and first answers /readyz with 200
+        ("ready"), polling every 50 ms (hack/kcp.sh's start returns some time after that)."""
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            try:
+                self.admin.request("GET", "/readyz", timeout=urllib3.Timeout(connect=0.5, read=2.0), raw=True)
+                seen.setdefault("answer", time.monotonic())
+                seen["ready"] = time.monotonic()
+                return
+            except ApiError:
+                seen.setdefault("answer", time.monotonic())
+            except Exception:
+                pass
+            time.sleep(0.05)
 
     def run_reconnect(self) -> dict[str, Any]:
         self.setup_server()

@@ -617,9 +617,11 @@ class Mailboxes:
                         if stop.is_set():
                             return
                 except Exception as e:  # the stream broke: list again and go on
+                    if stop.is_set():
+                        return
                     last["*"] = f"watch: {e}"
                     time.sleep(0.2)
-                    with contextlib.suppress(ApiError):
+                    with contextlib.suppress(Exception):
                         rv = relist()
 
         def full(loc: Loc) -> tuple[Loc, str | None, float]:
@@ -900,13 +902,16 @@ def server_writes(after: dict[tuple[str, str], int], before: dict[tuple[str, str
     return out
 
 
-def server_reads(after: dict[tuple[str, str], int], before: dict[tuple[str, str], int]) -> dict[str, int]:
-    """kcp's count of reads (every client) by verb."""
+def server_reads(
+    after: dict[tuple[str, str], int], before: dict[tuple[str, str], int], by_resource: bool = False
+) -> dict[str, int]:
+    """kcp's count of reads (every client) by verb (and resource)."""
     out: dict[str, int] = {}
     for (verb, res), n in after.items():
         d = n - before.get((verb, res), 0)
         if d and verb in ("GET", "LIST", "WATCH"):
-            out[verb] = out.get(verb, 0) + d
+            key = f"{verb} {res}" if by_resource else verb
+            out[key] = out.get(key, 0) + d
     return out
 
 
@@ -936,6 +941,53 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if (vals := [float(r[k]) for r in runs if isinstance(r.get(k), int | float)])
     }
     return out
+
+
+_FRAME = re.compile(r"^(.*) \((.*):(\d+)\)$")
+
+
+def profile_top(path: Path, n: int = 20) -> dict[str, Any]:
+    """The top entries of a py-spy raw profile (collapsed stacks, one ``frames count`` per line):
+    by self samples per function, and by inclusive samples per source file of the repository (each
+    sample counted once per file on its stack), as shares of all samples."""
+    self_: dict[str, int] = {}
+    files: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        frames = stack.split(";")[1:]  # the first is the thread
+        if not frames:
+            continue
+        leaf = _FRAME.match(frames[-1])
+        name = f"{leaf[1]} ({_short(leaf[2])})" if leaf else frames[-1]
+        self_[name] = self_.get(name, 0) + k
+        seen = set()
+        for fr in frames:
+            m = _FRAME.match(fr)
+            if m:
+                seen.add(_short(m[2]))
+        for f in seen:
+            files[f] = files.get(f, 0) + k
+
+    def top(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [
+            (name, round(v / max(1, total), 4)) for name, v in sorted(d.items(), key=lambda kv: -kv[1])[:n]
+        ]
+
+    return {"samples": total, "top_self": top(self_), "top_files_inclusive": top(files)}
+
+
+def _short(path: str) -> str:
+    """A repository file relative to the root; a library file as ``lib/<package>/...``."""
+    if path.startswith(str(REPO) + "/"):
+        return path[len(str(REPO)) + 1 :]
+    if "site-packages/" in path:
+        return "lib/" + path.split("site-packages/", 1)[1]
+    return path.rsplit("/lib/python3", 1)[-1] if "/lib/python3" in path else path
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -1106,11 +1158,24 @@ class Bench:
             out[key] = out.get(key, 0) + int(value)
         return out
 
-    def converge(self, run: int) -> dict[str, Any]:
+    def converge(self, run: int | str, profile: Path | None = None) -> dict[str, Any]:
         procs: list[Proc] = []
+        spies: list[subprocess.Popen[bytes]] = []
 
         def begin() -> float:
             procs.append(self.translator(f"translator-{run}"))
+            if profile is not None:  # sample the translator's CPU (py-spy, attached, not pausing it)
+                spies.append(
+                    subprocess.Popen(
+                        [
+                            str(Path(sys.executable).parent / "py-spy"),
+                            *("record", "--pid", str(procs[0].pid), "--format", "raw", "--function"),
+                            *("--nonblocking", "-r", "200", "-o", str(profile)),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=(self.work / "py-spy.log").open("ab"),
+                    )
+                )
             return procs[0].t0
 
         kcp0, req0 = self.kcp_stats(), self.kcp_requests()
@@ -1140,6 +1205,7 @@ class Bench:
             "server_writes": server,
             "server_writes_total": sum(server.values()),
             "server_reads": server_reads(req1, req0),
+            "server_reads_by_resource": server_reads(req1, req0, by_resource=True),
             "minimal": minimal,
             "minimal_total": sum(minimal.values()),
             "extra": extra_writes(writes, minimal),
@@ -1155,6 +1221,8 @@ class Bench:
         rec["cpu_ms_per_write"] = 1000 * stats["cpu_seconds"] / max(1, sum(at_converge.values()))
         final = p.stats()
         p.stop()
+        for spy in spies:
+            spy.wait(60)
         rec["controller_peak_rss_bytes"] = final["peak_rss_bytes"]
         rec["controller_cpu_seconds_total"] = final["cpu_seconds"]
         log(
@@ -1401,6 +1469,7 @@ class Bench:
             "server_writes": server,
             "server_writes_total": sum(server.values()),
             "server_reads": server_reads(req1, req0),
+            "server_reads_by_resource": server_reads(req1, req0, by_resource=True),
             "writes_per_second": sum(writes.values()) / seconds,
             "loadavg": os.getloadavg(),
             "kcp_cpu_seconds": kcp1.get("cpu_seconds", 0) - kcp0.get("cpu_seconds", 0),
@@ -1459,6 +1528,11 @@ class Bench:
             bases.append(self.baseline(run))
         self.result["converge"] = summarize(convs)
         self.result["baseline"] = summarize(bases)
+        if self.args.profile:  # one more converge, sampled, outside the figures above
+            self.reset("before_profile")
+            out = self.args.profile
+            rec = self.converge("profiled", profile=out)
+            self.result["profile"] = {"file": str(out), "converge": rec, **profile_top(out)}
         p = self.restart()
         self.memory(p)
         self.changes(p)
@@ -1578,6 +1652,16 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  {k:<40}{conv['writes'].get(k, 0):>8} / {conv['minimal'].get(k, 0)}")
     if rs["writes"]:
         lines.append(f"writes after restart: {rs['writes']}")
+    if "profile" in r:
+        prof = r["profile"]
+        lines.append(
+            f"profiled converge ({prof['samples']} samples, py-spy at 200 Hz, on-CPU only;"
+            f" {prof['converge']['seconds']:.2f}s, {prof['converge']['controller_cpu_seconds']:.2f} CPU-s):"
+        )
+        lines.append("  top by self time:")
+        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_self"][:15]]
+        lines.append("  top files, inclusive:")
+        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_files_inclusive"][:15]]
 
     def work(rec: dict[str, dict[str, float]], per: int = 1) -> str:
         parts = [
@@ -1613,6 +1697,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-quiet", type=float, default=5.0, help="quiet period after a restart")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed to each phase")
     p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="after the measured runs, one more converge sampled by py-spy into this file (raw format);"
+        " its top entries are printed",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (kcp data, logs)")
     return p
 
