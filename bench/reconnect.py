@@ -9,6 +9,9 @@ the informers' refused requests back off toward 30 s) and started again; the clo
 first answers ``/readyz`` with 200 (polled every 50 ms), one customized ConfigMap is edited as soon
 as kcp accepts it, and the clock runs until every mailbox it reaches shows the edit.
 
+In the same outage, ``--informers`` informers of this process (on ConfigMaps of fresh namespaces of
+``root``, in the same mode) are timed until each holds a ConfigMap created once kcp answers.
+
 Modes: *reset*, the informers' backoff ends soon after kcp answers (pkg/runtime/reachability.py);
 *plain*, ``KUBESTELLAR_NO_REACHABILITY=1``, each informer waits out its own backoff (the behaviour
 before).  Printed: seconds from kcp answering to converged, per mode (median, runs), the ratio
@@ -35,8 +38,14 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.scale import SIZES, Bench, BenchError, Model, get_or_none, log
-from pkg.runtime import kcp
+from pkg.runtime import kcp, reachability
+from pkg.runtime.informer import Informer
 from pkg.runtime.rest import ApiError
+
+
+def _has(inf: Informer, name: str) -> bool:
+    return any(o["metadata"]["name"] == name for o in inf.list())
+
 
 MODES = {"plain": {"KUBESTELLAR_NO_REACHABILITY": "1"}, "reset": {}}
 
@@ -49,6 +58,7 @@ class ReconnectBench(Bench):
         p.wait_quiet(self.args.quiet, self.args.timeout)
         target = next(o for o in m.objs if o.kind == "ConfigMap" and o.customized)
         affected = [loc for loc in m.locs if any(q.wmw == target.wmw for q in m.reaching(loc))]
+        informers, namespaces = self.start_informers(mode, run)
         down = time.monotonic()
         self.server.stop()
         time.sleep(self.args.down)
@@ -89,10 +99,13 @@ class ReconnectBench(Bench):
                     raise BenchError(f"{mode}: {len(pending)} mailboxes never showed the edit")
                 time.sleep(0.05)
         seconds = time.monotonic() - up
+        informers_s = self.informers_resumed(informers, namespaces, up)
         p.stop()
         rec = {
             "mode": mode,
             "converged_after_up_s": seconds,
+            "informers_after_up_s": informers_s,
+            "informers": len(informers),
             "edit_accepted_after_up_s": edited - up,
             "first_answer_before_ready_s": up - seen.get("answer", up),
             "kcp_start_returned_after_ready_s": started - up,
@@ -102,9 +115,43 @@ class ReconnectBench(Bench):
         }
         log(
             f"{mode} run {run}: converged {seconds:.1f}s after kcp answered (edit accepted at "
-            f"{edited - up:.1f}s; down {up - down:.0f}s), load {os.getloadavg()[0]:.1f}"
+            f"{edited - up:.1f}s; down {up - down:.0f}s); {len(informers)} informers here resumed "
+            f"{informers_s:.1f}s after it; load {os.getloadavg()[0]:.1f}"
         )
         return rec
+
+    def start_informers(self, mode: str, run: int) -> tuple[list[Informer], list[str]]:
+        """``--informers`` informers in this process, on ConfigMaps of as many fresh namespaces
+        of ``root``, in ``mode`` (the plain mode turns the reachability off for them)."""
+        reachability.DISABLED = mode == "plain"
+        reachability._registry.clear()
+        c = kcp.cluster(self.server.client(), kcp.ROOT)
+        namespaces = [f"rc-{mode}-{run}-{i}" for i in range(self.args.informers)]
+        informers = []
+        for ns in namespaces:
+            c.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+            inf: Informer = Informer(c, f"/api/v1/namespaces/{ns}/configmaps", read_timeout=10)
+            inf.start()
+            informers.append(inf)
+        for inf in informers:
+            if not inf.wait_for_cache_sync(60):
+                raise BenchError(f"informer {inf.name} never synced")
+        return informers, namespaces
+
+    def informers_resumed(self, informers: list[Informer], namespaces: list[str], up: float) -> float:
+        """Seconds from ``up`` until every informer holds a ConfigMap created after kcp came back."""
+        c = kcp.cluster(self.server.client(), kcp.ROOT)
+        for ns in namespaces:
+            c.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "after"}})
+        try:
+            while not all(_has(inf, "after") for inf in informers):
+                if time.monotonic() - up > self.args.timeout:
+                    raise BenchError("informers never resumed")
+                time.sleep(0.05)
+            return time.monotonic() - up
+        finally:
+            for inf in informers:
+                inf.stop()
 
     def _watch_up(self, seen: dict[str, float]) -> None:
         """Record when kcp first answers at all ("answer") and first answers /readyz with 200
@@ -131,7 +178,13 @@ class ReconnectBench(Bench):
         runs = [self.outage(mode, run) for run in range(self.args.repeat) for mode in MODES]
         for mode in MODES:
             vals = [r["converged_after_up_s"] for r in runs if r["mode"] == mode]
-            self.result[mode] = {"converged_after_up_s": statistics.median(vals), "runs": vals}
+            inf = [r["informers_after_up_s"] for r in runs if r["mode"] == mode]
+            self.result[mode] = {
+                "converged_after_up_s": statistics.median(vals),
+                "runs": vals,
+                "informers_after_up_s": statistics.median(inf),
+                "informers_runs": inf,
+            }
         self.result["runs"] = runs
         self.result["ratio_plain_over_reset"] = (
             self.result["plain"]["converged_after_up_s"] / self.result["reset"]["converged_after_up_s"]
@@ -145,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--down", type=float, default=30.0, help="seconds kcp stays stopped")
     p.add_argument("--repeat", type=int, default=1, help="rounds (each: plain, then reset)")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--informers", type=int, default=12, help="informers in this process, measured too")
     p.add_argument("--quiet", type=float, default=3.0)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--json", type=Path)
@@ -175,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  {mode:<6} converged {r[mode]['converged_after_up_s']:6.1f}s after kcp answered (runs: {runs})"
         )
     print(f"  ratio plain / reset: {r['ratio_plain_over_reset']:.1f}x   (target: reset within 5 s)")
+    for mode in MODES:
+        runs = " ".join(f"{x:.1f}" for x in r[mode]["informers_runs"])
+        print(
+            f"  {mode:<6} {args.informers} informers of this process resumed"
+            f" {r[mode]['informers_after_up_s']:6.1f}s after kcp answered (runs: {runs})"
+        )
     print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(r, indent=2, sort_keys=True) + "\n")

@@ -361,7 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     base = SIZES[args.size]
     size = Size(base.sync_targets, base.wmws, base.objects, base.placements)
     work = Path(tempfile.mkdtemp(prefix="ks-bench-upstream-"))
-    bench = UpstreamBench(args, Model.build(size, os.urandom(3).hex()), work)
+    model = Model.build(size, os.urandom(3).hex())
+    # Without bench/scale.py's toggle ConfigMaps (only its placement-edit trials use them): upstream
+    # projects both toggles where the placement's objectNames names one (its own selection rule).
+    model.toggles = []
+    for pm in model.placements:
+        pm.toggle = None
+    bench = UpstreamBench(args, model, work)
     log(f"bench.upstream {args.size} {size}; work directory {work}")
     ok = False
     try:
