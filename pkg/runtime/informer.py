@@ -268,6 +268,7 @@ class Informer(Generic[T]):
         self._cond = threading.Condition()  # backoff waits; notified by stop() and wake()
         self._reachability = reachability.for_client(client)
         self._wake_at: float | None = None  # set by wake(): end the backoff then
+        self._ups_seen = self._reachability.ups if self._reachability is not None else 0
         self._started = False
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -562,7 +563,14 @@ class Informer(Generic[T]):
                 if self._stopping:
                     break
                 relist = self._failed(err, listing=relist)
-                unanswered = reachability.unreachable(err)
+                hub = self._reachability
+                # Not answering, or answering with errors while it is known to be down (starting).
+                unanswered = reachability.unreachable(err) or (hub is not None and hub.down)
+                if hub is not None and hub.ups != self._ups_seen:
+                    # The server came back since this informer last backed off (it was busy in a
+                    # request then, so not woken): start its backoff over as well.
+                    self._ups_seen = hub.ups
+                    self.backoff.reset()
             self._sleep(self.backoff.next(), wake_when_reachable=unanswered)
         _log.log(V(2), "Informer stopped %s", kv(informer=self.name))
 

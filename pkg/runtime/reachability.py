@@ -9,16 +9,19 @@ back only when the longest of those backoffs ends: 20-60 s after a kcp restart. 
 * an informer that failed so registers itself as a *waiter* while it backs off, and the server is
   then *down*;
 * while it is down and someone waits, one prober thread asks the server for ``/readyz`` every
-  ``probe_interval`` seconds; any HTTP answer below 500 (a 401 or 403 too: the server answers, and
-  the informer's client re-reads its credentials) means it is *up*;
+  ``probe_interval`` seconds; a 200 means it is *up* (a restarting kcp answers with errors for
+  half a minute before it is ready);
+* while it is down, an informer that fails with an answer (an error status while the server is
+  still starting) waits too, instead of backing off on its own;
 * an informer's own success (a list, or a watch event) also means up;
 * on the transition to up every waiter is woken, each after its own random delay in
   ``[0, spread)`` where the spread grows with the number of waiters (``per_waiter_spread`` each, at
   most ``max_spread``), and resets its backoff: a few hundred informers resume within a second
   instead of all at the same instant (no thundering relist) and not one backoff later.
 
-Failures that are answers (4xx, 5xx, 410 Gone) do not register: a resource that is not served yet,
-or a server that answers with errors, keeps the informer's ordinary backoff.
+While the server is up, failures that are answers (4xx, 5xx, 410 Gone) do not register: a
+resource that is not served yet, or a server that answers with errors, keeps the informer's
+ordinary backoff.
 
 Invariant: a waiter is woken at most once per registration, and only after an up transition that
 happened while it was registered; the server state only moves to up after a successful probe or a
@@ -156,15 +159,13 @@ class Reachability:
 
 
 def http_probe(client: RestClient) -> Probe:
-    """A probe asking ``client``'s server for ``/readyz``: an answer below 500 means it is up."""
-    origin = client.at(_origin(client.prefix))
+    """A probe asking ``client``'s server for ``/readyz``: a 200 means it is up."""
 
     def probe() -> bool:
         try:
+            origin = client.at(_origin(client.prefix))  # at probe time: the newest credentials
             origin.request("GET", "/readyz", timeout=PROBE_TIMEOUT, raw=True)
-        except ApiError as e:
-            return e.status < 500
-        except Exception:
+        except Exception:  # refused, or answered but not ready (kcp answers ~30 s before it is)
             return False
         return True
 
