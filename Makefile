@@ -65,11 +65,16 @@ demo: $(STAMP) kcp
 	$(PY) hack/demo.py $(ARGS)
 
 # Workqueue throughput, the desired-state computation (no server), then the translator at scale on
-# a private kcp (bench/scale.py; a few minutes).
+# a private kcp (bench/scale.py, small and medium; many minutes), the reconnect after a kcp outage,
+# and, with UPSTREAM_BIN=DIR (upstream v0.14.0's binaries), upstream's translator beside ours.
+UPSTREAM_BIN ?=
 bench: $(STAMP) kcp
 	$(PY) -m bench.workqueue
 	$(PY) -m bench.compute --size medium
 	$(PY) -m bench.scale --size small
+	$(PY) -m bench.scale --size medium
+	$(PY) -m bench.reconnect
+	$(PY) -m bench.upstream $(if $(UPSTREAM_BIN),--upstream-bin $(UPSTREAM_BIN))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -27,28 +27,35 @@ Phases, in this order, all in one run:
    nothing in place, until every mailbox holds its desired state, then stopped;
 3. *reset*: ``the-one`` and the projected Namespaces (hence every copy) are deleted from every
    mailbox; mailboxes and SinglePlacementSlices stay;
-4. *converge*: ``cmd.placement_translator`` alone, timed from its start until every mailbox is
-   verified; writes (from its ``/metrics``) are read once it has been quiet for a few seconds and
-   compared with the minimal set (per mailbox: one create per namespace, per copy, and
-   ``the-one``).  While it runs, the bench watches the SyncerConfigs and reads a mailbox in full
-   only once its ``the-one`` is right, so as to load kcp little;
-5. *baseline*: right after (the translator stopped), this process writes the same minimal set
-   with the same REST client (:class:`pkg.runtime.rest.RestClient`, context ``system:admin``) and
-   the same concurrency (a pool of ``--concurrency`` workers, one mailbox per work item:
-   namespaces, then copies, then the SyncerConfig, like the translator's mailbox workers), into the
-   same mailboxes, under names prefixed ``b-`` (namespaces ``b-<ns>``, SyncerConfig ``b-the-one``)
-   and with a label of the same size instead of the projected one, so that the translator never
-   sees them: the same number of creates of the same resources and bodies, without a second reset
-   (kcp finalizes deleted Namespaces at only a few per second: a medium reset takes minutes);
+4. *converge* and 5. *baseline*, ``--repeat`` times (default 3), interleaved: reset, the
+   translator, the baseline writer; reset, the translator, the baseline writer; ...  Both are timed
+   by one rule (:meth:`Mailboxes.wait_converged`): from the writer's start (the translator's
+   process start; the baseline's first write) until every mailbox is verified, by a watch on the
+   SyncerConfigs and, once a mailbox's SyncerConfig is as desired (both write it last), a full
+   read of that mailbox.  *converge* is ``cmd.placement_translator`` alone, with the mailboxes and
+   SinglePlacementSlices in place; its writes (its ``/metrics``) are read once it has been quiet
+   for a few seconds and compared with the minimal set (per mailbox: one create per namespace, per
+   copy, and ``the-one``).  The *baseline* writer is this process writing the same minimal set with
+   the same REST client (:class:`pkg.runtime.rest.RestClient`, context ``system:admin``), the same
+   concurrency (a pool of ``--concurrency`` workers, one mailbox per work item: namespaces, then
+   copies, then the SyncerConfig, like the translator's mailbox workers), the same addressing
+   (``/clusters/<logical cluster>``) and bodies shaped as the translator's (from the sources as
+   kcp stores them: :func:`shaped`), into the same mailboxes under names prefixed ``b<run>-``
+   (namespaces ``b<run>-<ns>``, SyncerConfig ``b<run>-the-one``) and with a label of the same size
+   instead of the projected one, so that the translator never sees them.  Both sides' writes are
+   also counted by kcp (``apiserver_request_total`` deltas, 2xx writes to the four resources: they
+   include kcp's own ``kube-root-ca.crt`` ConfigMap and Namespace patch per new Namespace, alike on
+   both sides), and kcp's reads (every client's, the verification's too) are reported beside;
 6. *restart*: the translator is started again with nothing changed; writes after ``/readyz`` plus
    a quiet period must be 0;
 7. *changes*: ``--trials`` edits of one (customized) ConfigMap, then ``--trials`` edits of
    placement 0 switching its toggle ConfigMap; each waits until every affected mailbox shows the
    change (GETs every ~20 ms, several mailboxes in parallel); then every mailbox is checked again.
 
-``converge_ratio`` = translator converge time (process start to verified) / baseline time (first
-write to last answer).  The translator's time includes its start-up (imports, cache sync); the
-time from ``/readyz`` to verified is reported too.  Memory per cached object = (RSS after the
+``converge_ratio`` = median translator converge time (process start to verified) / median
+baseline time (first write to verified); the JSON keeps every run and the spread.  The
+translator's time includes its start-up (imports, cache sync); the time from ``/readyz`` to
+verified is reported too (``converge_ratio_after_ready``).  Memory per cached object = (RSS after the
 restart's sync - idle RSS) / objects in the translator's informers (counted by listing what they
 watch).  The machine has 2 cores shared with kcp and whatever else runs: timings are noisy.
 """
@@ -63,6 +70,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +100,6 @@ CUSTOMIZER = "edge.kubestellar.io/customizer"
 THE_ONE = "the-one"
 IMW = "imw1"
 TOGGLE_NS = "w0-toggle"
-BASELINE = "b-"  # the baseline writer's namespaces and SyncerConfig are these names prefixed
 BASELINE_LABEL = "bench.kubestellar.io/baseline"  # instead of the projected label: the translator ignores it
 TOGGLES = ("toggle-0", "toggle-1")
 OBJECTS_PER_NAMESPACE = 10
@@ -144,6 +151,7 @@ class Obj:
     name: str
     customized: bool
     rev: int = 0
+    stored: dict[str, Any] | None = None  # the source as the server holds it (defaults filled in)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -191,8 +199,11 @@ class Obj:
         }
 
     def copy_for(self, loc: Loc) -> dict[str, Any]:
-        """The copy that ``loc``'s mailbox must hold (its create form)."""
-        body = self.source()
+        """The copy that ``loc``'s mailbox must hold (its create form): the stored source, once
+        read, shaped by the translator's rule (:func:`shaped`), else the source as created."""
+        body = shaped(self.stored) if self.stored else self.source()
+        if self.kind == "ConfigMap":
+            body["data"]["rev"] = str(self.rev)
         body["metadata"]["labels"][PROJECTED] = "yes"
         if self.customized and self.kind == "ConfigMap":
             page = body["data"]["index.html"]
@@ -204,6 +215,30 @@ class Obj:
             container = body["spec"]["template"]["spec"]["containers"][0]
             container["env"][0]["value"] = f"in {loc.labels['region']}"
         return body
+
+
+def _kcp_key(key: str) -> bool:
+    return key.startswith("kcp.io/") or ".kcp.io/" in key
+
+
+def shaped(stored: dict[str, Any]) -> dict[str, Any]:
+    """A copy's create body as the translator builds it from a stored source (written here from
+    spec decision 5, not imported): metadata reduced to name, namespace, labels, annotations and
+    finalizers, kcp's own labels and annotations dropped, ``status`` dropped, every other top-level
+    section as stored (so a Deployment carries the server's defaults)."""
+    src = json.loads(json.dumps(stored))
+    md = src.get("metadata") or {}
+    meta = {k: md[k] for k in ("name", "namespace", "labels", "annotations", "finalizers") if md.get(k)}
+    for k in ("labels", "annotations"):
+        kept = {key: v for key, v in (meta.get(k) or {}).items() if not _kcp_key(key)}
+        if kept:
+            meta[k] = kept
+        else:
+            meta.pop(k, None)
+    meta.setdefault("labels", {})
+    body = {k: v for k, v in src.items() if k not in ("metadata", "status")}
+    body["metadata"] = meta
+    return body
 
 
 def customizer(namespace: str) -> dict[str, Any]:
@@ -396,39 +431,74 @@ def get_or_none(c: RestClient, path: str) -> Any:
         raise
 
 
+@dataclass(frozen=True)
+class Variant:
+    """Whose copies a check looks for: the translator's (projected label, real namespaces,
+    ``the-one``) or a baseline run's (its label, namespaces and SyncerConfig name prefixed)."""
+
+    prefix: str
+    label: str
+
+    @property
+    def the_one(self) -> str:
+        return self.prefix + THE_ONE
+
+    def keys(self, copies: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        return [(kind, self.prefix + ns, name) for kind, ns, name in copies]
+
+
+TRANSLATOR = Variant("", PROJECTED)
+
+
+def baseline_variant(run: int) -> Variant:
+    return Variant(f"b{run}-", BASELINE_LABEL)
+
+
 class Mailboxes:
     def __init__(self, client: RestClient, model: Model, edge_vw: RestClient | None = None) -> None:
         self.client = client
         self.model = model
         self.edge_vw = edge_vw  # the edge APIExport's virtual workspace, all clusters
+        self.canon: Callable[[Any], Any] = _trim  # the form in which SyncerConfig specs are compared
 
     def at(self, loc: Loc) -> RestClient:
-        return kcp.cluster(self.client, f"root:{loc.mailbox}")
+        """The mailbox by its logical cluster (``/clusters/<id>``, as the translator addresses it)
+        once known, else by its workspace path."""
+        return kcp.cluster(self.client, loc.cluster or f"root:{loc.mailbox}")
 
-    def the_one_ok(self, loc: Loc) -> str | None:
+    def resolve_clusters(self) -> None:
+        """Fill in every mailbox's logical cluster (the mailboxes must exist)."""
+        root = kcp.cluster(self.client, kcp.ROOT).get(f"{kcp.TENANCY}/workspaces")["items"]
+        clusters = {w["metadata"]["name"]: (w.get("spec") or {}).get("cluster") for w in root}
+        for loc in self.model.locs:
+            loc.cluster = loc.cluster or str(clusters.get(loc.mailbox) or "")
+
+    def the_one_ok(self, loc: Loc, v: Variant = TRANSLATOR) -> str | None:
         try:
-            one = get_or_none(self.at(loc), f"{EDGE}/syncerconfigs/{THE_ONE}")
+            one = get_or_none(self.at(loc), f"{EDGE}/syncerconfigs/{v.the_one}")
         except ApiError as e:
             return f"mailbox not readable ({e.status})"
         if one is None:
-            return "no the-one"
-        if _trim(one.get("spec")) != _trim(the_one_spec(self.model.copies(loc))):
-            return "the-one differs"
+            return f"no {v.the_one}"
+        if self.canon(one.get("spec")) != self.canon(the_one_spec(v.keys(self.model.copies(loc)))):
+            return f"{v.the_one} differs"
         return None
 
-    def check(self, loc: Loc) -> str | None:
-        """None when ``loc``'s mailbox holds exactly its desired state, else what differs."""
-        why = self.the_one_ok(loc)  # first: the translator writes it last, so this is a cheap filter
+    def check(self, loc: Loc, v: Variant = TRANSLATOR) -> str | None:
+        """None when ``loc``'s mailbox holds exactly its desired state (``v``'s copies), else what
+        differs."""
+        why = self.the_one_ok(loc, v)  # first: it is written last, so this is a cheap filter
         if why:
             return why
         c = self.at(loc)
-        want = self.model.copies(loc)
+        want = {(kind, v.prefix + ns, name): o for (kind, ns, name), o in self.model.copies(loc).items()}
         have: dict[tuple[str, str, str], dict[str, Any]] = {}
         for kind, (group, resource, version) in RESOURCE.items():
             gv = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            for item in c.get(f"{gv}/{resource}", {"labelSelector": f"{PROJECTED}=yes"})["items"]:
+            for item in c.get(f"{gv}/{resource}", {"labelSelector": f"{v.label}=yes"})["items"]:
                 md = item["metadata"]
-                have[(kind, md.get("namespace", ""), md["name"])] = item
+                if md.get("namespace", "").startswith(v.prefix):
+                    have[(kind, md.get("namespace", ""), md["name"])] = item
         if set(have) != set(want):
             missing = sorted(set(want) - set(have))[:3]
             extra = sorted(set(have) - set(want))[:3]
@@ -436,8 +506,8 @@ class Mailboxes:
         for key, obj in want.items():
             body = obj.copy_for(loc)
             actual = have[key]
-            if actual["metadata"].get("labels", {}).get(PROJECTED) != "yes":
-                return f"{key} lacks the projected label"
+            if actual["metadata"].get("labels", {}).get(v.label) != "yes":
+                return f"{key} lacks the label {v.label}"
             section = "data" if obj.kind == "ConfigMap" else "spec"
             ok = (
                 actual.get(section) == body[section]
@@ -447,7 +517,7 @@ class Mailboxes:
             if not ok:
                 return f"{key} content differs"
         names = {n["metadata"]["name"] for n in c.get("/api/v1/namespaces")["items"]}
-        if not self.model.namespaces(loc) <= names:
+        if not {v.prefix + ns for ns in self.model.namespaces(loc)} <= names:
             return "namespaces missing"
         return None
 
@@ -485,17 +555,29 @@ class Mailboxes:
                 time.sleep(0.05)
         return done
 
-    def wait_converged(self, t0: float, timeout: float, what: str) -> dict[str, float]:
-        """Like :meth:`wait_all` with :meth:`check`, but light on the server while it waits: it
-        watches every SyncerConfig through the edge export's virtual workspace, and reads a mailbox
-        in full only once its ``the-one`` is as desired (the translator writes it last).  Polling
-        every mailbox would load kcp, which the baseline writer does not suffer, and so make the
-        translator look slower than it is."""
+    def wait_converged(
+        self,
+        begin: Callable[[], float],
+        timeout: float,
+        what: str,
+        v: Variant = TRANSLATOR,
+        alive: Callable[[], None] | None = None,
+    ) -> dict[str, float]:
+        """Start the work (``begin``, once the watch below is up; it returns the clock's zero) and
+        wait until every mailbox holds ``v``'s desired state; seconds since that zero at which each
+        was verified.  The translator's converge and the baseline writer are both timed by this
+        one rule: clock from ``begin`` to the last mailbox verified by :meth:`check`.
+
+        Light on the server while it waits: it watches every SyncerConfig through the edge
+        export's virtual workspace, and reads a mailbox in full only once its SyncerConfig is as
+        desired (both writers write it last).  Polling every mailbox would load kcp and make either
+        side look slower than it is."""
         assert self.edge_vw is not None
         vw = self.edge_vw
         path = f"{EDGE}/syncerconfigs"
+        the_one = v.the_one
         pending = {loc.name: loc for loc in self.model.locs}
-        want = {loc.name: _trim(the_one_spec(self.model.copies(loc))) for loc in self.model.locs}
+        want = {loc.name: self.canon(the_one_spec(v.keys(self.model.copies(loc)))) for loc in self.model.locs}
         specs: dict[str, Any] = {}  # mailbox logical cluster -> spec of its the-one
         lock = threading.Lock()
         changed = threading.Event()
@@ -509,7 +591,7 @@ class Mailboxes:
             with lock:
                 specs.clear()
                 for o in listed["items"]:
-                    if o["metadata"]["name"] == THE_ONE:
+                    if o["metadata"]["name"] == the_one:
                         specs[kcp.cluster_of(o)] = o.get("spec")
             changed.set()
             return str(listed["metadata"]["resourceVersion"])
@@ -524,7 +606,7 @@ class Mailboxes:
                             rv = relist()
                             break
                         rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
-                        if obj.get("metadata", {}).get("name") != THE_ONE:
+                        if obj.get("metadata", {}).get("name") != the_one:
                             continue
                         with lock:
                             if ev.get("type") in ("ADDED", "MODIFIED"):
@@ -535,25 +617,30 @@ class Mailboxes:
                         if stop.is_set():
                             return
                 except Exception as e:  # the stream broke: list again and go on
+                    if stop.is_set():
+                        return
                     last["*"] = f"watch: {e}"
                     time.sleep(0.2)
-                    with contextlib.suppress(ApiError):
+                    with contextlib.suppress(Exception):
                         rv = relist()
 
         def full(loc: Loc) -> tuple[Loc, str | None, float]:
             try:
-                why = self.check(loc)
+                why = self.check(loc, v)
             except ApiError as e:
                 why = f"error {e.status}"
             return loc, why, time.monotonic()
 
         watcher = threading.Thread(target=watch, args=(relist(),), daemon=True)
         watcher.start()
+        t0 = begin()
         try:
             with ThreadPoolExecutor(POLLERS) as pool:
                 while pending:
                     changed.wait(1.0)
                     changed.clear()
+                    if alive is not None:
+                        alive()  # raises when the writer died
                     if any(not loc.cluster for loc in pending.values()):
                         root = kcp.cluster(self.client, kcp.ROOT).get(f"{kcp.TENANCY}/workspaces")["items"]
                         clusters = {w["metadata"]["name"]: (w.get("spec") or {}).get("cluster") for w in root}
@@ -564,7 +651,7 @@ class Mailboxes:
                     ready = [
                         loc
                         for loc in pending.values()
-                        if loc.cluster in now and _trim(now[loc.cluster]) == want[loc.name]
+                        if loc.cluster in now and self.canon(now[loc.cluster]) == want[loc.name]
                     ]
                     for loc, why, at in pool.map(full, ready):
                         if why is None:
@@ -574,7 +661,8 @@ class Mailboxes:
                             last[loc.name] = why
                             changed.set()  # look again soon
                     if pending and time.monotonic() > deadline:
-                        sample = sorted((n, last.get(n, "the-one missing or different")) for n in pending)[:3]
+                        why = f"{the_one} missing or different"
+                        sample = sorted((n, last.get(n, why)) for n in pending)[:3]
                         raise BenchError(
                             f"{what}: {len(pending)} mailboxes not as desired after {timeout:.0f}s: {sample}"
                         )
@@ -585,7 +673,8 @@ class Mailboxes:
         return done
 
     def reset(self, timeout: float) -> float:
-        """Delete ``the-one`` and the projected Namespaces (so every copy) of every mailbox."""
+        """Delete ``the-one`` and the projected Namespaces (so every copy) of every mailbox, and the
+        baseline runs' Namespaces (so each run starts on the same server content)."""
         t0 = time.monotonic()
 
         def clear(loc: Loc) -> None:
@@ -595,7 +684,12 @@ class Mailboxes:
             except ApiError as e:
                 if not e.not_found:
                     raise
-            for ns in c.get("/api/v1/namespaces", {"labelSelector": f"{PROJECTED}=yes"})["items"]:
+            namespaces = [
+                ns
+                for label in (PROJECTED, BASELINE_LABEL)
+                for ns in c.get("/api/v1/namespaces", {"labelSelector": f"{label}=yes"})["items"]
+            ]
+            for ns in namespaces:
                 if ns["metadata"].get("deletionTimestamp"):
                     continue
                 try:
@@ -608,8 +702,9 @@ class Mailboxes:
             c = self.at(loc)
             if get_or_none(c, f"{EDGE}/syncerconfigs/{THE_ONE}") is not None:
                 return "the-one"
-            if c.get("/api/v1/namespaces", {"labelSelector": f"{PROJECTED}=yes"})["items"]:
-                return "namespaces"
+            for label in (PROJECTED, BASELINE_LABEL):
+                if c.get("/api/v1/namespaces", {"labelSelector": f"{label}=yes"})["items"]:
+                    return "namespaces"
             return None
 
         with ThreadPoolExecutor(POLLERS) as pool:
@@ -650,10 +745,11 @@ _PORT = re.compile(r'serving metrics and probes address="?[^\s"]*:(\d+)')
 class Proc:
     """One controller process (``python -m MODULE ...``) with its log and metrics endpoint."""
 
-    def __init__(self, name: str, argv: list[str], logfile: Path) -> None:
+    def __init__(self, name: str, argv: list[str], logfile: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = argv
         self.logfile = logfile
+        self.env = env  # extra environment variables
         self.p: subprocess.Popen[bytes] | None = None
         self.t0 = 0.0
         self.port: int | None = None
@@ -663,8 +759,9 @@ class Proc:
     def start(self) -> Proc:
         out = self.logfile.open("ab")
         self.t0 = time.monotonic()
+        env = {**os.environ, **self.env} if self.env else None
         self.p = subprocess.Popen(
-            [sys.executable, "-m", *self.argv], cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", *self.argv], cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env
         )
         out.close()
         threading.Thread(target=self._watch_ready, daemon=True).start()
@@ -790,6 +887,109 @@ def extra_writes(actual: dict[str, int], minimal: dict[str, int]) -> dict[str, i
     }
 
 
+_WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
+_BENCH_RESOURCES = {"namespaces", "configmaps", "deployments", "syncerconfigs"}
+
+
+def server_writes(after: dict[tuple[str, str], int], before: dict[tuple[str, str], int]) -> dict[str, int]:
+    """kcp's count of the writes to the resources the writers write, by "verb resource"."""
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    out: dict[str, int] = {}
+    for (verb, res), n in after.items():
+        d = n - before.get((verb, res), 0)
+        if d and verb in _WRITE_VERBS and res in _BENCH_RESOURCES:
+            out[f"{verbs[verb]} {res}"] = out.get(f"{verbs[verb]} {res}", 0) + d
+    return out
+
+
+def server_reads(
+    after: dict[tuple[str, str], int], before: dict[tuple[str, str], int], by_resource: bool = False
+) -> dict[str, int]:
+    """kcp's count of reads (every client) by verb (and resource)."""
+    out: dict[str, int] = {}
+    for (verb, res), n in after.items():
+        d = n - before.get((verb, res), 0)
+        if d and verb in ("GET", "LIST", "WATCH"):
+            key = f"{verb} {res}" if by_resource else verb
+            out[key] = out.get(key, 0) + d
+    return out
+
+
+_SPREAD = (
+    "seconds",
+    "after_ready_s",
+    "controller_cpu_seconds",
+    "kcp_cpu_seconds",
+    "writes_total",
+    "server_writes_total",
+)
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's runs: the median run's record with every numeric field replaced by its median
+    over the runs, plus ``runs`` (the main figures of each) and ``spread`` (min/median/max)."""
+    order = sorted(runs, key=lambda r: float(r["seconds"]))
+    out = dict(order[(len(order) - 1) // 2])
+    for k, v in runs[0].items():
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            vals = [r[k] for r in runs if isinstance(r.get(k), int | float)]
+            out[k] = statistics.median(vals)
+    out["runs"] = [{k: r[k] for k in _SPREAD if k in r} for r in runs]
+    out["spread"] = {
+        k: {"min": min(vals), "median": statistics.median(vals), "max": max(vals)}
+        for k in _SPREAD
+        if (vals := [float(r[k]) for r in runs if isinstance(r.get(k), int | float)])
+    }
+    return out
+
+
+_FRAME = re.compile(r"^(.*) \((.*):(\d+)\)$")
+
+
+def profile_top(path: Path, n: int = 20) -> dict[str, Any]:
+    """The top entries of a py-spy raw profile (collapsed stacks, one ``frames count`` per line):
+    by self samples per function, and by inclusive samples per source file of the repository (each
+    sample counted once per file on its stack), as shares of all samples."""
+    self_: dict[str, int] = {}
+    files: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        frames = stack.split(";")[1:]  # the first is the thread
+        if not frames:
+            continue
+        leaf = _FRAME.match(frames[-1])
+        name = f"{leaf[1]} ({_short(leaf[2])})" if leaf else frames[-1]
+        self_[name] = self_.get(name, 0) + k
+        seen = set()
+        for fr in frames:
+            m = _FRAME.match(fr)
+            if m:
+                seen.add(_short(m[2]))
+        for f in seen:
+            files[f] = files.get(f, 0) + k
+
+    def top(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [
+            (name, round(v / max(1, total), 4)) for name, v in sorted(d.items(), key=lambda kv: -kv[1])[:n]
+        ]
+
+    return {"samples": total, "top_self": top(self_), "top_files_inclusive": top(files)}
+
+
+def _short(path: str) -> str:
+    """A repository file relative to the root; a library file as ``lib/<package>/...``."""
+    if path.startswith(str(REPO) + "/"):
+        return path[len(str(REPO)) + 1 :]
+    if "site-packages/" in path:
+        return "lib/" + path.split("site-packages/", 1)[1]
+    return path.rsplit("/lib/python3", 1)[-1] if "/lib/python3" in path else path
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     s = sorted(values)
     if not s:
@@ -798,7 +998,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def pct(p: float) -> float:
         return s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))]  # nearest rank
 
-    return {"n": len(s), "p50": pct(0.5), "p90": pct(0.9), "max": s[-1], "min": s[0]}
+    return {"n": len(s), "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": s[-1], "min": s[0]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -812,6 +1012,7 @@ class Bench:
     work: Path
     server: KcpServer = field(init=False)
     client: RestClient = field(init=False)
+    admin: RestClient = field(init=False)  # system:admin at the server's root, for /metrics
     mailboxes: Mailboxes = field(init=False)
     procs: list[Proc] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
@@ -823,7 +1024,7 @@ class Bench:
         except (OSError, ValueError):
             return {}
 
-    def proc(self, name: str, module: str, *extra: str) -> Proc:
+    def proc(self, name: str, module: str, *extra: str, env: dict[str, str] | None = None) -> Proc:
         argv = [
             module,
             *extra,
@@ -835,7 +1036,7 @@ class Bench:
             "--concurrency",
             str(self.args.concurrency),
         ]
-        p = Proc(name, argv, self.work / f"{name}.log")
+        p = Proc(name, argv, self.work / f"{name}.log", env)
         self.procs.append(p)
         return p.start()
 
@@ -849,6 +1050,8 @@ class Bench:
         self.server = KcpServer(self.work / "kcp")
         self.server.start()
         self.client = self.server.client()
+        system = self.server.client(kcp.ALLCLUSTERS_CONTEXT)
+        self.admin = system.at(kcp.server_origin(system.prefix))
         bootstrap.init(self.client, imw=IMW)
         export = kcp.wait_export_ready(self.client, bootstrap.ESPW, bootstrap.EDGE_EXPORT)
         edge_vw = kcp.virtual_workspace(self.server.client(kcp.ALLCLUSTERS_CONTEXT), export)
@@ -908,8 +1111,16 @@ class Bench:
 
     def cold_start(self) -> None:
         kcp0 = self.kcp_stats()
-        p = self.proc("kubestellar-cold", "cmd.kubestellar", "start")
-        done = self.mailboxes.wait_converged(p.t0, self.args.timeout, "cold start")
+        procs: list[Proc] = []
+
+        def begin() -> float:
+            procs.append(self.proc("kubestellar-cold", "cmd.kubestellar", "start"))
+            return procs[0].t0
+
+        done = self.mailboxes.wait_converged(
+            begin, self.args.timeout, "cold start", alive=lambda: procs[0].alive()
+        )
+        p = procs[0]
         total = max(done.values())
         writes = p.wait_quiet(self.args.quiet, self.args.timeout)
         stats = p.stats()
@@ -934,19 +1145,55 @@ class Bench:
         self.result.setdefault("setup", {})[f"reset_{label}_s"] = seconds
         log(f"mailboxes reset ({label}) in {seconds:.1f}s")
 
-    def converge(self) -> Proc:
-        kcp0 = self.kcp_stats()
-        p = self.translator("translator")
-        done = self.mailboxes.wait_converged(p.t0, self.args.timeout, "converge")
+    def kcp_requests(self) -> dict[tuple[str, str], int]:
+        """kcp's ``apiserver_request_total`` summed by (verb, resource) over codes and scopes: the
+        server's own count of the requests it served (reads and writes, from every client)."""
+        text = self.admin.get_raw("/metrics").decode()
+        out: dict[tuple[str, str], int] = {}
+        for labels, value in _metric(text, "apiserver_request_total"):
+            verb = labels.get("verb", "")
+            if verb in _WRITE_VERBS and not labels.get("code", "").startswith("2"):
+                continue  # writes that took effect only (a 409 retry of kcp's own is not one)
+            key = (verb, labels.get("resource", "") or labels.get("subresource", ""))
+            out[key] = out.get(key, 0) + int(value)
+        return out
+
+    def converge(self, run: int | str, profile: Path | None = None) -> dict[str, Any]:
+        procs: list[Proc] = []
+        spies: list[subprocess.Popen[bytes]] = []
+
+        def begin() -> float:
+            procs.append(self.translator(f"translator-{run}"))
+            if profile is not None:  # sample the translator's CPU (py-spy, attached, not pausing it)
+                spies.append(
+                    subprocess.Popen(
+                        [
+                            str(Path(sys.executable).parent / "py-spy"),
+                            *("record", "--pid", str(procs[0].pid), "--format", "raw", "--function"),
+                            *("--nonblocking", "-r", "200", "-o", str(profile)),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=(self.work / "py-spy.log").open("ab"),
+                    )
+                )
+            return procs[0].t0
+
+        kcp0, req0 = self.kcp_stats(), self.kcp_requests()
+        done = self.mailboxes.wait_converged(
+            begin, self.args.timeout, "converge", alive=lambda: procs[0].alive()
+        )
+        p = procs[0]
         total = max(done.values())
         at_converge = p.writes()
         stats = p.stats()
-        kcp1 = self.kcp_stats()
+        kcp1, req1 = self.kcp_stats(), self.kcp_requests()
         writes = p.wait_quiet(self.args.quiet, self.args.timeout)
+        req2 = self.kcp_requests()
         reconciles = p.reconciles()
         minimal = self.model.minimal_writes()
         ready = p.ready_after or 0.0
-        self.result["converge"] = {
+        server = server_writes(req2, req0)
+        rec: dict[str, Any] = {
             "seconds": total,
             "first_mailbox_s": min(done.values()),
             "ready_s": ready,
@@ -955,10 +1202,15 @@ class Bench:
             "writes_at_converge": at_converge,
             "reconciles": reconciles,
             "writes_total": sum(writes.values()),
+            "server_writes": server,
+            "server_writes_total": sum(server.values()),
+            "server_reads": server_reads(req1, req0),
+            "server_reads_by_resource": server_reads(req1, req0, by_resource=True),
             "minimal": minimal,
             "minimal_total": sum(minimal.values()),
             "extra": extra_writes(writes, minimal),
             "write_ratio": sum(writes.values()) / max(1, sum(minimal.values())),
+            "server_write_ratio": sum(server.values()) / max(1, sum(minimal.values())),
             "controller_cpu_seconds": stats["cpu_seconds"],
             "controller_cpu_seconds_at_ready": p.cpu_at_ready,
             "controller_rss_bytes": stats["rss_bytes"],
@@ -966,20 +1218,19 @@ class Bench:
             "writes_per_second": sum(at_converge.values()) / total if total else 0.0,
             "loadavg": os.getloadavg(),
         }
-        self.result["converge"]["cpu_ms_per_write"] = (
-            1000 * stats["cpu_seconds"] / max(1, sum(at_converge.values()))
-        )
-        log(
-            f"translator converge: {total:.2f}s (ready {ready:.2f}s), writes {sum(writes.values())}"
-            f" / minimal {sum(minimal.values())}"
-        )
-        return p
-
-    def stop_translator(self, p: Proc) -> None:
-        stats = p.stats()
+        rec["cpu_ms_per_write"] = 1000 * stats["cpu_seconds"] / max(1, sum(at_converge.values()))
+        final = p.stats()
         p.stop()
-        self.result["converge"]["controller_peak_rss_bytes"] = stats["peak_rss_bytes"]
-        self.result["converge"]["controller_cpu_seconds_total"] = stats["cpu_seconds"]
+        for spy in spies:
+            spy.wait(60)
+        rec["controller_peak_rss_bytes"] = final["peak_rss_bytes"]
+        rec["controller_cpu_seconds_total"] = final["cpu_seconds"]
+        log(
+            f"translator converge {run}: {total:.2f}s (ready {ready:.2f}s), writes {sum(writes.values())}"
+            f" (kcp counted {sum(server.values())}) / minimal {sum(minimal.values())},"
+            f" load {os.getloadavg()[0]:.2f}"
+        )
+        return rec
 
     def restart(self) -> Proc:
         """The translator started again on the converged state (the baseline's objects, which
@@ -1135,11 +1386,18 @@ class Bench:
             lat = s["latency_s"]
             log(
                 f"{name}: p50 {lat['p50'] * 1000:.0f} ms, p90 {lat['p90'] * 1000:.0f} ms,"
-                f" max {lat['max'] * 1000:.0f} ms"
+                f" p99 {lat['p99'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms"
             )
 
-    def baseline(self) -> None:
+    def baseline(self, run: int) -> dict[str, Any]:
+        """The baseline writer, run ``run``: the same minimal writes with the same REST client,
+        identity (``system:admin``) and concurrency as the translator, addressed as it addresses
+        them (``/clusters/<logical cluster>``), bodies shaped as its (:func:`shaped`; namespaces
+        and SyncerConfig as it builds them), one mailbox per work item (namespaces, copies, then
+        the SyncerConfig), into namespaces and a SyncerConfig prefixed ``b<run>-``; timed and
+        verified by the same rule as the translator (:meth:`Mailboxes.wait_converged`)."""
         m = self.model
+        v = baseline_variant(run)
         counter = WriteCounter()
         client = self.server.client(kcp.ALLCLUSTERS_CONTEXT, writes=counter)
         boxes = Mailboxes(client, m)
@@ -1150,59 +1408,95 @@ class Bench:
                 namespace = {
                     "apiVersion": "v1",
                     "kind": "Namespace",
-                    "metadata": {"name": BASELINE + ns, "labels": {BASELINE_LABEL: "yes"}},
+                    "metadata": {"name": v.prefix + ns, "labels": {v.label: "yes"}},
                 }
                 c.create("/api/v1/namespaces", namespace)
             copies = m.copies(loc)
             for key in sorted(copies):
                 obj = copies[key]
                 body = obj.copy_for(loc)
-                body["metadata"]["namespace"] = BASELINE + obj.namespace
+                body["metadata"]["namespace"] = v.prefix + obj.namespace
                 labels = body["metadata"]["labels"]
-                labels[BASELINE_LABEL] = labels.pop(PROJECTED)  # same size; invisible to the translator
-                c.create(obj.collection(BASELINE + obj.namespace), body)
-            keys = [(kind, BASELINE + ns, name) for kind, ns, name in copies]
+                labels[v.label] = labels.pop(PROJECTED)  # same size; invisible to the translator
+                c.create(obj.collection(v.prefix + obj.namespace), body)
             c.create(
                 f"{EDGE}/syncerconfigs",
                 {
                     "apiVersion": "edge.kubestellar.io/v2alpha1",
                     "kind": "SyncerConfig",
-                    "metadata": {"name": BASELINE + THE_ONE},
-                    "spec": {"namespaceScope": {}, **the_one_spec(keys)},
+                    "metadata": {"name": v.the_one},
+                    "spec": {"namespaceScope": {}, **the_one_spec(v.keys(copies))},
                 },
             )
 
-        def check(loc: Loc) -> str | None:
-            c = boxes.at(loc)
-            if get_or_none(c, f"{EDGE}/syncerconfigs/{BASELINE}{THE_ONE}") is None:
-                return "no SyncerConfig"
-            have: set[tuple[str, str, str]] = set()
-            for kind, (group, resource, version) in RESOURCE.items():
-                gv = f"/apis/{group}/{version}" if group else f"/api/{version}"
-                for item in c.get(f"{gv}/{resource}", {"labelSelector": f"{BASELINE_LABEL}=yes"})["items"]:
-                    md = item["metadata"]
-                    if md.get("namespace", "").startswith(BASELINE):
-                        have.add((kind, md["namespace"][len(BASELINE) :], md["name"]))
-            return None if have == set(m.copies(loc)) else "copies differ"
+        answered: list[float] = []
+        failed: list[BaseException] = []
 
-        kcp0 = self.kcp_stats()
+        def write_all() -> None:
+            try:
+                with ThreadPoolExecutor(self.args.concurrency) as pool:
+                    list(pool.map(fill, m.locs))
+            except BaseException as e:  # reported by alive() below
+                failed.append(e)
+            answered.append(time.monotonic())
+
+        threads: list[threading.Thread] = []
+
+        def begin() -> float:
+            t = time.monotonic()
+            threads.append(threading.Thread(target=write_all, daemon=True))
+            threads[0].start()
+            return t
+
+        def alive() -> None:
+            if failed:
+                raise BenchError(f"baseline writer failed: {failed[0]}")
+
+        kcp0, req0 = self.kcp_stats(), self.kcp_requests()
         t0 = time.monotonic()
-        with ThreadPoolExecutor(self.args.concurrency) as pool:
-            list(pool.map(fill, m.locs))
-        seconds = time.monotonic() - t0
-        kcp1 = self.kcp_stats()
-        self.mailboxes.wait_all(check, time.monotonic(), self.args.timeout, "baseline check")
+        done = self.mailboxes.wait_converged(begin, self.args.timeout, "baseline", v, alive)
+        seconds = max(done.values())
+        kcp1, req1 = self.kcp_stats(), self.kcp_requests()
+        threads[0].join()
+        alive()
+        server = server_writes(self.kcp_requests(), req0)
         writes = {f"{verb} {res}": n for (verb, res), n in counter.snapshot().items()}
-        self.result["baseline"] = {
+        rec = {
             "seconds": seconds,
+            "last_answer_s": answered[0] - t0 if answered else None,
             "writes": writes,
             "writes_total": sum(writes.values()),
+            "server_writes": server,
+            "server_writes_total": sum(server.values()),
+            "server_reads": server_reads(req1, req0),
+            "server_reads_by_resource": server_reads(req1, req0, by_resource=True),
             "writes_per_second": sum(writes.values()) / seconds,
             "loadavg": os.getloadavg(),
             "kcp_cpu_seconds": kcp1.get("cpu_seconds", 0) - kcp0.get("cpu_seconds", 0),
             "verified": True,
         }
-        log(f"baseline writer: {seconds:.2f}s for {sum(writes.values())} writes")
+        log(
+            f"baseline writer {run}: {seconds:.2f}s for {sum(writes.values())} writes"
+            f" (kcp counted {sum(server.values())}), load {os.getloadavg()[0]:.2f}"
+        )
+        return rec
+
+    def read_sources(self) -> None:
+        """The workload objects as kcp stores them (Deployments with the server's defaults), which
+        both writers' copies are built from."""
+        m = self.model
+        by_key = {o.key: o for o in [*m.objs, *m.toggles]}
+        for w in range(len(m.wmw_names)):
+            wc = kcp.cluster(self.client, m.wmw_path(w))
+            for kind, (group, resource, version) in RESOURCE.items():
+                gv = f"/apis/{group}/{version}" if group else f"/api/{version}"
+                for item in wc.get(f"{gv}/{resource}")["items"]:
+                    md = item["metadata"]
+                    o = by_key.get((kind, md.get("namespace", ""), md["name"]))
+                    if o is not None:
+                        item.setdefault("apiVersion", f"{group}/{version}" if group else version)
+                        item.setdefault("kind", kind)
+                        o.stored = item
 
     def run(self) -> dict[str, Any]:
         m = self.model
@@ -1224,10 +1518,21 @@ class Bench:
         self.idle()
         self.setup_workload()
         self.cold_start()
-        self.reset("before_converge")
-        p = self.converge()
-        self.stop_translator(p)
-        self.baseline()  # right after the translator's converge, so both see about the same load
+        self.mailboxes.resolve_clusters()
+        self.read_sources()
+        convs: list[dict[str, Any]] = []
+        bases: list[dict[str, Any]] = []
+        for run in range(self.args.repeat):  # interleaved: translator, baseline, translator, ...
+            self.reset(f"before_converge_{run}")
+            convs.append(self.converge(run))
+            bases.append(self.baseline(run))
+        self.result["converge"] = summarize(convs)
+        self.result["baseline"] = summarize(bases)
+        if self.args.profile:  # one more converge, sampled, outside the figures above
+            self.reset("before_profile")
+            out = self.args.profile
+            rec = self.converge("profiled", profile=out)
+            self.result["profile"] = {"file": str(out), "converge": rec, **profile_top(out)}
         p = self.restart()
         self.memory(p)
         self.changes(p)
@@ -1239,15 +1544,25 @@ class Bench:
         conv, base = self.result["converge"], self.result["baseline"]
         self.result["converge_ratio"] = conv["seconds"] / base["seconds"]
         self.result["converge_ratio_after_ready"] = conv["after_ready_s"] / base["seconds"]
-        self.result["write_ratio"] = conv["write_ratio"]
+        pairs = zip(convs, bases, strict=True)
+        self.result["converge_ratio_runs"] = [c["seconds"] / b["seconds"] for c, b in pairs]
+        self.result["kcp_cpu_ratio"] = conv["kcp_cpu_seconds"] / max(1e-9, base["kcp_cpu_seconds"])
+        self.result["write_ratio"] = max(c["write_ratio"] for c in convs)
+        self.result["server_write_ratio"] = conv["server_writes_total"] / max(1, base["server_writes_total"])
         self.result["restart_writes"] = self.result["restart"]["restart_writes"]
         self.result["workload"]["loadavg_end"] = os.getloadavg()
         self.result["notes"] = [
             "converge: translator process start -> every mailbox verified by reading it; mailboxes and "
             "SinglePlacementSlices in place (made by the cold-start run), copies and the-one deleted",
+            "baseline: same RestClient, identity, concurrency, /clusters/<logical cluster> addressing and "
+            "body shapes, same creates, into b<run>- namespaces of the same mailboxes; its clock stops "
+            "by the translator's rule (first write -> every mailbox verified by the same watch and reads)",
+            f"{self.args.repeat} runs of each side, interleaved (reset, translator, baseline; repeated); "
+            "converge and baseline hold per-field medians, their runs and spread (min/median/max)",
             "minimal writes: per mailbox one create per namespace, per copy, and the-one",
-            "baseline: same RestClient and concurrency, same creates, into b- namespaces of the same "
-            "mailboxes, run right after the translator's converge",
+            "server_writes: kcp's apiserver_request_total deltas (POST/PUT/PATCH/DELETE) over the run's "
+            "resources, beside the client's counter; server_reads: its GET/LIST/WATCH deltas (every client, "
+            "the bench's verification included, alike on both sides)",
             "bytes_per_cached_object: (RSS after the restart's sync - idle RSS) / objects listed from "
             "what the translator's informers watch",
             "2-core machine shared with kcp and other work: compare loadavg across phases",
@@ -1269,6 +1584,11 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def _spread(rec: dict[str, Any], key: str) -> str:
+    sp = rec.get("spread", {}).get(key)
+    return f"({sp['min']:.2f}..{sp['max']:.2f})" if sp else ""
+
+
 def report(r: dict[str, Any]) -> str:
     w, conv, base, rs = r["workload"], r["converge"], r["baseline"], r["restart"]
     mem, cl, cold = r["memory"], r["change_latency"], r["cold_start"]
@@ -1278,12 +1598,26 @@ def report(r: dict[str, Any]) -> str:
         f"placements -> {w['copies']} copies; concurrency {w['concurrency']}; {w['cpus']} CPUs, "
         f"load {w['loadavg_start'][0]:.1f} -> {w['loadavg_end'][0]:.1f} (shared machine: timings are noisy)",
         "",
-        f"{'measure':<44}{'value':>14}  target",
-        f"{'converge, translator (start -> verified)':<44}{conv['seconds']:>13.2f}s",
+        f"{'measure (median of ' + str(len(conv['runs'])) + ' interleaved runs)':<44}{'value':>14}"
+        "  spread (min..max) / target",
+        f"{'converge, translator (start -> verified)':<44}{conv['seconds']:>13.2f}s  "
+        + _spread(conv, "seconds"),
         f"{'  of which start-up to /readyz':<44}{conv['ready_s']:>13.2f}s",
-        f"{'baseline writer, same writes':<44}{base['seconds']:>13.2f}s",
-        f"{'converge_ratio':<44}{r['converge_ratio']:>14.2f}  <= 1.25",
-        f"{'converge_ratio from /readyz':<44}{r['converge_ratio_after_ready']:>14.2f}",
+        f"{'baseline writer (first write -> verified)':<44}{base['seconds']:>13.2f}s  "
+        + _spread(base, "seconds")
+        + f"; last answer {base['last_answer_s'] or 0:.2f}s",
+        f"{'converge_ratio':<44}{r['converge_ratio']:>14.2f}  <= 1.5; per run "
+        + " ".join(f"{x:.2f}" for x in r["converge_ratio_runs"]),
+        f"{'converge_ratio from /readyz':<44}{r['converge_ratio_after_ready']:>14.2f}  <= 1.25",
+        f"{'kcp CPU: translator / baseline':<44}{r['kcp_cpu_ratio']:>14.2f}  <= 1.3"
+        f" ({conv['kcp_cpu_seconds']:.2f}s {_spread(conv, 'kcp_cpu_seconds')}"
+        f" / {base['kcp_cpu_seconds']:.2f}s {_spread(base, 'kcp_cpu_seconds')})",
+        f"{'kcp reads during converge / baseline':<44}{sum(conv['server_reads'].values()):>14}"
+        f"  / {sum(base['server_reads'].values())} (GET/LIST/WATCH, all clients: {conv['server_reads']}"
+        f" / {base['server_reads']})",
+        f"{'writes counted by kcp: translator / baseline':<44}{conv['server_writes_total']:>14}"
+        f"  / {base['server_writes_total']} (client counters {conv['writes_total']}"
+        f" / {base['writes_total']})",
         f"{'cold start, all controllers, no mailboxes':<44}{cold['seconds']:>13.2f}s",
         f"{'writes during converge':<44}{conv['writes_total']:>14}",
         f"{'minimal writes':<44}{conv['minimal_total']:>14}",
@@ -1297,7 +1631,8 @@ def report(r: dict[str, Any]) -> str:
         title = f"{label} latency (K={s['fan_out']}, n={lat['n']})"
         lines.append(
             f"{title:<44}{lat['p50'] * 1000:>12.0f}ms  p50; p90 {lat['p90'] * 1000:.0f} ms, "
-            f"max {lat['max'] * 1000:.0f} ms; writes {sum(s['writes'].values())} / minimal "
+            f"p99 {lat['p99'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms;"
+            f" writes {sum(s['writes'].values())} / minimal "
             f"{sum(s['minimal_writes'].values())}"
         )
     lines += [
@@ -1317,6 +1652,16 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  {k:<40}{conv['writes'].get(k, 0):>8} / {conv['minimal'].get(k, 0)}")
     if rs["writes"]:
         lines.append(f"writes after restart: {rs['writes']}")
+    if "profile" in r:
+        prof = r["profile"]
+        lines.append(
+            f"profiled converge ({prof['samples']} samples, py-spy at 200 Hz, on-CPU only;"
+            f" {prof['converge']['seconds']:.2f}s, {prof['converge']['controller_cpu_seconds']:.2f} CPU-s):"
+        )
+        lines.append("  top by self time:")
+        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_self"][:15]]
+        lines.append("  top files, inclusive:")
+        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_files_inclusive"][:15]]
 
     def work(rec: dict[str, dict[str, float]], per: int = 1) -> str:
         parts = [
@@ -1346,11 +1691,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-M", "--objects", type=int, help="workload objects in total")
     p.add_argument("-P", "--placements", type=int, help="EdgePlacements")
     p.add_argument("--concurrency", type=int, default=4, help="translator workers and baseline writers")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved runs of converge and baseline each")
     p.add_argument("--trials", type=int, default=30, help="edits of each kind for change latency")
     p.add_argument("--quiet", type=float, default=3.0, help="seconds without writes that end a phase")
     p.add_argument("--restart-quiet", type=float, default=5.0, help="quiet period after a restart")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed to each phase")
     p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="after the measured runs, one more converge sampled by py-spy into this file (raw format);"
+        " its top entries are printed",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (kcp data, logs)")
     return p
 

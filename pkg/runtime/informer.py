@@ -20,9 +20,12 @@ Its watch thread runs the reflector loop of spec §2.8:
 3. When the server ends the watch, or the stream breaks or stalls, **watch again** at once from the
    last resource version.  A watch that ends within 1 s without an event counts as a failure.
 4. On failure, **back off** (0.8 s doubling to 30 s, with up to 100 % jitter, reset after 2 min
-   without a failure; :class:`Backoff`), then: after 410 Gone (an HTTP answer or an in-stream
-   ``ERROR`` event with code 410) or any other error, relist; after 429, 401 (the client has
-   reloaded its credentials) or a refused connection, watch again without relisting.
+   without a failure; :class:`Backoff`); when the server did not answer at all, the backoff also
+   ends, and starts over, soon after the server answers again (a probe, or another informer's
+   success: :mod:`pkg.runtime.reachability`, staggered so informers do not relist all at once),
+   then: after 410 Gone (an HTTP answer or an in-stream ``ERROR`` event with code 410) or any
+   other error, relist; after 429, 401 (the client has reloaded its credentials) or a refused
+   connection, watch again without relisting.
 
 Event handlers (:meth:`Informer.add_event_handler`) never run on the watch thread: the watch thread
 updates the cache and appends notifications to an unbounded queue that one dispatcher thread per
@@ -68,6 +71,7 @@ import urllib3
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
+from pkg.runtime import reachability
 from pkg.runtime.clock import Clock, RealClock
 from pkg.runtime.decode import ModelDecoder, summarize
 from pkg.runtime.klog import V, kv
@@ -143,6 +147,12 @@ class Backoff:
             delay = self._current
             self._current = min(self._current * self.factor, self.maximum)
         return delay * (1.0 + self.jitter * self._rng.random()) if self.jitter > 0 else delay
+
+    def reset(self) -> None:
+        """Start over at ``initial`` (the server answers again: :mod:`pkg.runtime.reachability`)."""
+        with self._lock:
+            self._current = self.initial
+            self._last = None
 
 
 @dataclass(eq=False)
@@ -255,7 +265,10 @@ class Informer(Generic[T]):
         self._queue: deque[_Entry] = deque()
         self._queue_cond = threading.Condition()
 
-        self._cond = threading.Condition()  # backoff waits; notified by stop()
+        self._cond = threading.Condition()  # backoff waits; notified by stop() and wake()
+        self._reachability = reachability.for_client(client)
+        self._wake_at: float | None = None  # set by wake(): end the backoff then
+        self._ups_seen = self._reachability.ups if self._reachability is not None else 0
         self._started = False
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -538,17 +551,27 @@ class Informer(Generic[T]):
     def _run(self) -> None:
         relist = True
         while not self._stopping:
+            unanswered = False
             try:
                 if relist:
                     self._list()
                     relist = False
+                    self._answered()
                 self._watch()
                 continue  # the watch ended normally, broke or stalled: resume at once
             except Exception as err:
                 if self._stopping:
                     break
                 relist = self._failed(err, listing=relist)
-            self._sleep(self.backoff.next())
+                hub = self._reachability
+                # Not answering, or answering with errors while it is known to be down (starting).
+                unanswered = reachability.unreachable(err) or (hub is not None and hub.down)
+                if hub is not None and hub.ups != self._ups_seen:
+                    # The server came back since this informer last backed off (it was busy in a
+                    # request then, so not woken): start its backoff over as well.
+                    self._ups_seen = hub.ups
+                    self.backoff.reset()
+            self._sleep(self.backoff.next(), wake_when_reachable=unanswered)
         _log.log(V(2), "Informer stopped %s", kv(informer=self.name))
 
     def _failed(self, err: Exception, *, listing: bool) -> bool:
@@ -568,14 +591,41 @@ class Informer(Generic[T]):
             return err.status not in (401, 429)
         return not isinstance(err, urllib3.exceptions.ConnectTimeoutError)  # refused, unreachable
 
-    def _sleep(self, seconds: float) -> None:
+    def _answered(self) -> None:
+        if self._reachability is not None:
+            self._reachability.succeeded()
+
+    def wake(self, delay: float) -> None:
+        """End the current backoff ``delay`` seconds from now and reset it (the server answers
+        again); called by this server's :class:`~pkg.runtime.reachability.Reachability`."""
         with self._cond:
-            deadline = self.clock.now() + seconds
-            while not self._stopping:
-                remaining = deadline - self.clock.now()
-                if remaining <= 0:
-                    return
-                self.clock.wait(self._cond, remaining)
+            self._wake_at = self.clock.now() + delay
+            self._cond.notify_all()
+
+    def _sleep(self, seconds: float, *, wake_when_reachable: bool = False) -> None:
+        """Back off ``seconds``; after a failure to reach the server at all
+        (``wake_when_reachable``), until the server answers again, if that comes sooner."""
+        hub = self._reachability if wake_when_reachable else None
+        with self._cond:
+            self._wake_at = None
+        if hub is not None:
+            hub.wait(self)
+        try:
+            with self._cond:
+                deadline = self.clock.now() + seconds
+                while not self._stopping:
+                    if self._wake_at is not None:
+                        deadline = min(deadline, self._wake_at)
+                    remaining = deadline - self.clock.now()
+                    if remaining <= 0:
+                        break
+                    self.clock.wait(self._cond, remaining)
+                woken, self._wake_at = self._wake_at is not None, None
+        finally:
+            if hub is not None:
+                hub.done(self)
+        if woken:
+            self.backoff.reset()
 
     def _selectors(self) -> dict[str, Any]:
         return {"labelSelector": self.label_selector, "fieldSelector": self.field_selector}
@@ -674,6 +724,8 @@ class Informer(Generic[T]):
                 if self._stopping or self._rewatch_requested:
                     break
                 events += 1
+                if events == 1:
+                    self._answered()
                 if decoder is None:
                     self._handle(event)
                 else:
