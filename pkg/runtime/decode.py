@@ -32,10 +32,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
+from pydantic_core import core_schema as cs
 
+from apis.machinery import ingest
 from apis.machinery.shared import share_tree
 
 M = TypeVar("M", bound=BaseModel)
@@ -71,60 +74,102 @@ class Event(Generic[M]):
     error: Exception | None = None
 
 
-class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+def _ingest_validators(
+    model: type[BaseModel], drop_managed_fields: bool, share_fields_sets: bool
+) -> tuple[SchemaValidator, SchemaValidator]:
+    """Validators of a list page and of a watch event of ``model`` (see the module docstring)."""
+    classes: set[type[BaseModel]] = set()
+    main, definitions = ingest.split_definitions(
+        ingest.rewrite(
+            model.__pydantic_core_schema__,
+            drop_managed_fields=drop_managed_fields,
+            share_fields_sets=share_fields_sets,
+            classes=classes,
+        )
+    )
+    slot = cs.union_schema([main, cs.dict_schema()], mode="left_to_right")
+    event = cs.typed_dict_schema(
+        {
+            "type": cs.typed_dict_field(cs.str_schema(), required=False),
+            "object": cs.typed_dict_field(cs.nullable_schema(slot), required=False),
+        },
+        extra_behavior="ignore",
+    )
+    page = cs.typed_dict_schema(
+        {
+            "metadata": cs.typed_dict_field(cs.dict_schema(), required=False),
+            "items": cs.typed_dict_field(cs.nullable_schema(cs.list_schema(slot)), required=False),
+        },
+        extra_behavior="ignore",
+    )
+    built = []
+    for schema in (page, event):
+        whole = cs.definitions_schema(schema, definitions) if definitions else schema
+        built.append(ingest.compile_schema(whole, classes))
+    return built[0], built[1]
+
+
+_VALIDATORS: dict[tuple[type[BaseModel], bool, bool], tuple[SchemaValidator, SchemaValidator]] = {}
 
 
 class ModelDecoder(Generic[M]):
     """Decodes the JSON of lists and watch events of one resource into ``model``.
 
-    ``postprocess`` runs on each accepted model before it is returned (e.g. to drop
-    ``managedFields``); it may change the model in place and must return it.  Then, with
-    ``share_fields_sets``, the model's fields sets become shared and read-only.
+    ``postprocess`` runs on each accepted model before it is returned; it may change the model in
+    place and must return it.  :func:`drop_managed_fields` as ``postprocess`` is done while
+    validating instead (``managedFields`` is never decoded).  With ``share_fields_sets`` the
+    models' fields sets are shared and read-only (set as they are validated; after a
+    ``postprocess`` other than :func:`drop_managed_fields`, by a walk once it has run).
     """
 
     def __init__(
         self, model: type[M], postprocess: Callable[[M], M] | None = None, share_fields_sets: bool = False
     ) -> None:
         self.model = model
-        self.postprocess = postprocess
         self.share_fields_sets = share_fields_sets
-        slot: Any = Annotated[model | dict[str, Any], Field(union_mode="left_to_right")]
-        self._event_type: type[BaseModel] = create_model(
-            f"{model.__name__}WatchEvent", __base__=_Envelope, type=(str, ""), object=(slot | None, None)
-        )
-        self._page_type: type[BaseModel] = create_model(
-            f"{model.__name__}ListPage",
-            __base__=_Envelope,
-            metadata=(dict[str, Any], {}),
-            items=(list[slot] | None, None),
-        )
+        self.drops_managed_fields = postprocess is drop_managed_fields
+        self._postprocess = postprocess  # for the rare path: an object decoded by model_validate
+        self.postprocess = None if self.drops_managed_fields else postprocess
+        # Share while validating unless a postprocess must see (and may change) ordinary models.
+        self._share_after = share_fields_sets and self.postprocess is not None
+        key = (model, self.drops_managed_fields, share_fields_sets and not self._share_after)
+        validators = _VALIDATORS.get(key)
+        if validators is None:
+            validators = _VALIDATORS.setdefault(key, _ingest_validators(*key))
+        self._page_validator, self._event_validator = validators
 
     def _accept(self, obj: M) -> M:
         if self.postprocess is not None:
             obj = self.postprocess(obj)
-        if self.share_fields_sets:
+        if self._share_after:
             share_tree(obj)
         return obj
 
     def _reject(self, raw: dict[str, Any]) -> tuple[M | None, Exception | None]:
         """Validate ``raw`` again to learn why it was rejected (if it now passes, accept it)."""
         try:
-            return self._accept(self.model.model_validate(raw)), None
+            obj = self.model.model_validate(raw)
         except ValidationError as err:
             return None, err
+        if self._postprocess is not None:
+            obj = self._postprocess(obj)
+        if self.share_fields_sets:
+            share_tree(obj)
+        return obj, None
 
     def decode_page(self, data: bytes | str) -> Page[M]:
         """Decode one list page; raise ``ValueError`` if it is no JSON object at all."""
-        page: Any = self._page_type.model_validate_json(data)
-        out: Page[M] = Page(metadata=page.metadata)
-        for item in page.items or ():
-            if isinstance(item, self.model):
-                out.items.append(self._accept(item))
+        page: dict[str, Any] = self._page_validator.validate_json(data)
+        out: Page[M] = Page(metadata=page.get("metadata") or {})
+        model = self.model
+        accepted = out.items
+        for item in page.get("items") or ():
+            if isinstance(item, model):
+                accepted.append(self._accept(item) if self.postprocess or self._share_after else item)
                 continue
             obj, err = self._reject(item)
             if obj is not None:
-                out.items.append(obj)
+                accepted.append(obj)
             else:
                 out.rejected.append(Rejected(item, err or ValueError("not an object")))
         return out
@@ -132,7 +177,7 @@ class ModelDecoder(Generic[M]):
     def decode_event(self, line: bytes | str) -> Event[M]:
         """Decode one watch-event line; raise ``ValueError`` if it is no JSON object at all."""
         try:
-            event: Any = self._event_type.model_validate_json(line)
+            event: dict[str, Any] = self._event_validator.validate_json(line)
         except ValidationError:
             # E.g. "object" is no JSON object: hand over what was sent, as the dict path would.
             decoded = json.loads(line)
@@ -140,19 +185,20 @@ class ModelDecoder(Generic[M]):
                 raise ValueError(f"watch event is not a JSON object: {str(line)[:200]}") from None
             raw = decoded.get("object")
             return Event(str(decoded.get("type") or ""), None, raw if isinstance(raw, dict) else {})
-        obj = event.object
-        if event.type not in _OBJECT_EVENTS:
+        event_type = event.get("type", "")
+        obj = event.get("object")
+        if event_type not in _OBJECT_EVENTS:
             # A bookmark (whose object may even pass the model) or an error: no object of the kind.
             if isinstance(obj, BaseModel):
                 obj = obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
-            return Event(event.type, None, obj if isinstance(obj, dict) else {})
+            return Event(event_type, None, obj if isinstance(obj, dict) else {})
         if isinstance(obj, self.model):
-            return Event(event.type, self._accept(obj))
+            return Event(event_type, self._accept(obj))
         raw = obj if isinstance(obj, dict) else {}
         accepted, err = self._reject(raw)
         if accepted is not None:
-            return Event(event.type, accepted)
-        return Event(event.type, None, raw, err)
+            return Event(event_type, accepted)
+        return Event(event_type, None, raw, err)
 
 
 def drop_managed_fields(obj: M) -> M:

@@ -277,12 +277,12 @@ def test_shared_fields_sets_save_memory_and_keep_dumps_and_copies_intact() -> No
     assert a is not None and b is not None
     assert a.__pydantic_fields_set__ is b.__pydantic_fields_set__
     assert a.metadata.__pydantic_fields_set__ is b.metadata.__pydantic_fields_set__
-    assert a.spec is not None and b.spec is not None
-    assert a.spec.location_selectors is not None and b.spec.location_selectors is not None
-    assert (
-        a.spec.location_selectors[0].__pydantic_fields_set__
-        is b.spec.location_selectors[0].__pydantic_fields_set__
-    )
+    assert a.status is not None and b.status is not None
+    assert a.status.conditions is not None and b.status.conditions is not None
+    assert a.status.conditions[0].__pydantic_fields_set__ is b.status.conditions[0].__pydantic_fields_set__
+    # Models of fewer than SHARE_MIN_FIELDS fields keep their own (smallest-size) sets.
+    assert a.spec is not None and a.spec.location_selectors is not None
+    assert a.spec.location_selectors[0].__pydantic_fields_set__ == {"match_labels"}
     expected = copy.deepcopy(GOOD)
     del expected["metadata"]["managedFields"]
     assert a.model_dump(by_alias=True, exclude_unset=True, mode="json") == expected
@@ -304,3 +304,60 @@ def test_own_fields_sets_by_default() -> None:
     assert a is not None and b is not None
     assert a.__pydantic_fields_set__ is not b.__pydantic_fields_set__
     a.metadata.labels = {"x": "y"}  # an ordinary model (the cache's read-only rule is by contract)
+
+
+# --- the ingest schema (apis/machinery/ingest.py) -----------------------------------------------
+
+
+def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out["metadata"].pop("managedFields", None)
+    return out
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_the_ingest_decode_equals_model_validate_of_the_object_without_managed_fields(share: bool) -> None:
+    fast = ModelDecoder(EdgePlacement, drop_managed_fields, share_fields_sets=share)
+    assert fast.drops_managed_fields and fast.postprocess is None
+    for event_type in ("ADDED", "MODIFIED", "DELETED"):
+        got = fast.decode_event(_line(event_type, GOOD)).obj
+        want = EdgePlacement.model_validate(_without_managed_fields(GOOD))
+        assert type(got) is EdgePlacement and got == want
+        assert got.metadata.managed_fields is None and "managed_fields" not in got.metadata.model_fields_set
+        assert got.model_dump(by_alias=True, exclude_unset=True, mode="json") == _without_managed_fields(GOOD)
+    page = fast.decode_page(json.dumps({"metadata": {"resourceVersion": "3"}, "items": [GOOD, _bad()]}))
+    assert page.items == [EdgePlacement.model_validate(_without_managed_fields(GOOD))]
+    assert [r.obj["metadata"]["resourceVersion"] for r in page.rejected] == ["11"]
+    assert "status.conditions.0.lastTransitionTime" in summarize(page.rejected[0].error)
+
+
+def test_managed_fields_are_never_decoded_and_the_models_themselves_are_unchanged() -> None:
+    odd = _with(GOOD, managedFields="not a list")  # the model would reject it; it is never read
+    assert ModelDecoder(EdgePlacement, drop_managed_fields).decode_event(_line("ADDED", odd)).obj is not None
+    assert decoder.decode_event(_line("ADDED", odd)).obj is None  # without the drop, it is validated
+    # The generated classes still validate as before (the rewritten schema is the decoder's own).
+    direct = EdgePlacement.model_validate(GOOD)
+    assert direct.metadata.managed_fields == GOOD["metadata"]["managedFields"]
+    assert type(direct.metadata.__pydantic_fields_set__) is set
+    assert EdgePlacement.__pydantic_complete__ and EdgePlacement.__dict__["__pydantic_complete__"]
+
+
+def test_unknown_metadata_members_are_kept_unless_managed_fields_are_dropped() -> None:
+    extra = _with(GOOD, selfLink="/apis/x")
+    kept = decoder.decode_event(_line("ADDED", extra)).obj
+    assert kept is not None and kept.metadata.model_extra == {"selfLink": "/apis/x"}
+    dropped = ModelDecoder(EdgePlacement, drop_managed_fields).decode_event(_line("ADDED", extra)).obj
+    assert dropped is not None and not dropped.metadata.model_extra
+    assert dropped == EdgePlacement.model_validate(_without_managed_fields(GOOD))
+
+
+def test_a_postprocess_sees_ordinary_models_then_the_sets_are_shared() -> None:
+    def relabel(obj: EdgePlacement) -> EdgePlacement:
+        obj.metadata.labels = {"seen": "yes"}  # allowed: the sets are not shared yet
+        return obj
+
+    got = ModelDecoder(EdgePlacement, relabel, share_fields_sets=True).decode_event(_line("ADDED", GOOD)).obj
+    assert got is not None and got.metadata.labels == {"seen": "yes"}
+    assert got.metadata.managed_fields is not None  # only drop_managed_fields is done while validating
+    with pytest.raises(TypeError, match="read-only"):
+        got.metadata.labels = {}
