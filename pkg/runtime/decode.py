@@ -2,10 +2,9 @@
 
 A typed informer (``Informer(..., model=EdgePlacement)``) reads the raw bytes of each list page
 and each watch-event line and hands them to a :class:`ModelDecoder`, which validates them with
-pydantic-core's JSON parser in one pass (``model_validate_json``: no intermediate dicts, faster
-than ``json.loads`` alone on these objects, see bench/informer_memory.py).  Each object position is
-typed ``Model | dict`` (left to right), so an object the model rejects does not fail its page or
-event: it arrives as a plain dict, and only then is it validated again to get the error (the rare
+pydantic-core's JSON parser in one pass (no intermediate dicts).  Each object position is typed
+``Model | dict`` (left to right), so an object the model rejects does not fail its page or event:
+it arrives as a plain dict, and only then is it validated again to get the error (the rare
 path).  The results:
 
 * :meth:`ModelDecoder.decode_page` -> :class:`Page` (the accepted models, the rejected objects
@@ -14,17 +13,20 @@ path).  The results:
   raw object plus the error).  Bookmarks and ``ERROR`` events, which are no objects of the kind,
   come back as raw dicts without an error.
 
-Invariant: every model returned passed ``model.model_validate_json`` (or ``model_validate`` of the
-same object); no object is decoded twice on the accepting path.
+The validator is built from a rewritten copy of the model's own core schema
+(:mod:`apis.machinery.ingest`), which makes the same instances of the same classes with the same
+checks, and two savings that used to be steps after the decode:
 
-Memory: pydantic gives every model instance its own set of the names of the fields that were set
-(``__pydantic_fields_set__``), which for a typical edge object is the largest part of its
-footprint (an EdgePlacement has a dozen nested instances, ~4 KiB of such sets).  With
-``share_fields_sets=True`` the decoder replaces them, in what it returns, with shared read-only
-ones (:func:`apis.machinery.shared.share_tree`): equal sets are one object, and assigning to a
-field of a decoded model raises ``TypeError``.  That takes the typed cache from about 1.5x the
-memory of the dict cache to about 1x, but the walk costs about as much again as the decode
-itself (bench/informer_memory.py shows both), so it is off by default.
+* with :func:`drop_managed_fields` as the postprocess, ``metadata.managedFields`` is never decoded
+  (the parser skips it; about a fifth of the work on a typical edge object);
+* with ``share_fields_sets``, the models' fields sets (pydantic's per-instance
+  ``__pydantic_fields_set__``, the largest part of a model's memory) are swapped for shared,
+  read-only ones as each instance is validated (:mod:`apis.machinery.shared`); assigning to a
+  field of a decoded model then raises ``TypeError`` (change a ``model_copy(deep=True)``).
+
+Invariant: every model returned passed the model's validation (``model_validate_json`` of the
+object as sent, less ``managedFields`` when they are dropped, or ``model_validate`` of it); no
+object is decoded twice on the accepting path.
 """
 
 from __future__ import annotations
