@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+import apis.edge.v2alpha1 as api
 from apis.edge.v2alpha1 import EdgePlacement, SyncTarget
 from pkg.runtime.decode import ModelDecoder, drop_managed_fields, summarize
 from pkg.runtime.informer import Informer
@@ -361,3 +362,42 @@ def test_a_postprocess_sees_ordinary_models_then_the_sets_are_shared() -> None:
     assert got.metadata.managed_fields is not None  # only drop_managed_fields is done while validating
     with pytest.raises(TypeError, match="read-only"):
         got.metadata.labels = {}
+
+
+KINDS: dict[str, dict[str, Any]] = {
+    "Customizer": {"metadata": {"namespace": "default"}, "replacements": [{"path": "$.x", "value": "1"}]},
+    "EdgeSyncConfig": {"spec": {}, "status": {"lastSyncerHeartbeatTime": "2026-12-01T20:00:00Z"}},
+    "Location": {
+        "spec": {
+            "resource": {"group": "edge.kubestellar.io", "version": "v2alpha1", "resource": "synctargets"},
+            "instanceSelector": {"matchLabels": {"id": "x"}},
+        },
+        "status": {"instances": 3},
+    },
+    "SinglePlacementSlice": {
+        "destinations": [
+            {"cluster": "c1", "locationName": "l1", "syncTargetName": "s1", "syncTargetUID": "u1"}
+        ]
+    },
+    "SyncerConfig": {"spec": {"upsync": [{"apiGroup": "", "resources": ["pods"], "names": ["*"]}]}},
+    "SyncTarget": {"spec": {"cells": {"a": "b"}}, "status": {"capacity": {"cpu": "4", "pods": 110}}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_decodes_through_the_ingest_schema_as_model_validate_would(kind: str) -> None:
+    model = getattr(api, kind)
+    obj = {"apiVersion": api.API_VERSION, "kind": kind, **copy.deepcopy(KINDS[kind])}
+    obj["metadata"] = {**obj.get("metadata", {}), "name": "x", "managedFields": [{"manager": "m"}]}
+    got = (
+        ModelDecoder(model, drop_managed_fields, share_fields_sets=True).decode_event(_line("ADDED", obj)).obj
+    )
+    assert type(got) is model
+    assert got == model.model_validate(_without_managed_fields(obj))
+    assert got.model_dump(by_alias=True, exclude_unset=True, mode="json") == _without_managed_fields(obj)
+    wrong = copy.deepcopy(obj)
+    wrong["metadata"]["name"] = 7  # a StrictStr
+    event = ModelDecoder(model, drop_managed_fields, share_fields_sets=True).decode_event(
+        _line("ADDED", wrong)
+    )
+    assert event.obj is None and event.raw == wrong and isinstance(event.error, ValidationError)
