@@ -401,3 +401,44 @@ def test_every_kind_decodes_through_the_ingest_schema_as_model_validate_would(ki
         _line("ADDED", wrong)
     )
     assert event.obj is None and event.raw == wrong and isinstance(event.error, ValidationError)
+
+
+def _kcp_list(objs: list[dict[str, Any]]) -> bytes:
+    """A list as kcp writes one: compact JSON, keys sorted."""
+    page = {
+        "apiVersion": api.API_VERSION,
+        "items": objs,
+        "kind": "EdgePlacementList",
+        "metadata": {"continue": "", "resourceVersion": "40"},
+    }
+    return json.dumps(page, separators=(",", ":"), sort_keys=True).encode()
+
+
+def test_a_large_page_is_validated_item_by_item_with_the_same_result() -> None:
+    objs = [_with(GOOD, name=f"p{i}") for i in range(300)]
+    objs[7] = _bad("77")
+    data = _kcp_list(objs)
+    fast = ModelDecoder(EdgePlacement, drop_managed_fields, share_fields_sets=True)
+    split = fast._split_page(data)
+    assert split is not None and len(split[1]) == 300
+    assert all(json.loads(piece)["kind"] == "EdgePlacement" for piece in split[1])
+    page, whole = fast.decode_page(data), fast.decode_page(data.decode())  # str: decoded whole
+    assert page.items == whole.items and len(page.items) == 299
+    assert page.items[8] == EdgePlacement.model_validate(_without_managed_fields(objs[9]))  # 7 is out
+    assert [r.obj for r in page.rejected] == [r.obj for r in whole.rejected] == [objs[7]]
+    assert page.metadata == whole.metadata == {"continue": "", "resourceVersion": "40"}
+    assert fast.decode_page(_kcp_list([])).items == []
+
+
+def test_an_item_holding_the_bytes_that_start_an_item_makes_the_page_decode_whole() -> None:
+    objs = [_with(GOOD, name=f"p{i}") for i in range(300)]
+    # managedFields are free-form: one that looks like the start of another item, inside an item.
+    lookalike = {"apiVersion": api.API_VERSION, "kind": "EdgePlacement", "metadata": {"name": "no"}}
+    objs[5] = _with(GOOD, name="tricky", managedFields=[{"manager": "m"}, lookalike])
+    data = _kcp_list(objs)
+    marker = b'},{"apiVersion":"edge.kubestellar.io/v2alpha1","kind":"EdgePlacement","metadata":{"name":"no"'
+    assert marker in data
+    page = decoder.decode_page(data)
+    assert [p.metadata.name for p in page.items] == [o["metadata"]["name"] for o in objs]
+    assert page.items[5].metadata.managed_fields == [{"manager": "m"}, lookalike]
+    assert not page.rejected
