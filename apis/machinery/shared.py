@@ -17,6 +17,7 @@ plain ``set``).
 from __future__ import annotations
 
 import typing
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from pydantic import BaseModel
@@ -45,18 +46,23 @@ class SharedFieldsSet(set[str]):
 
 
 _SHARED_SETS: dict[frozenset[str], SharedFieldsSet] = {}
+"""Every shared fields set, by its names (few: one per combination of set fields of a model)."""
+
+
+def shared_set(names: Iterable[str]) -> SharedFieldsSet:
+    """The one shared fields set holding ``names``."""
+    key = frozenset(names)
+    shared = _SHARED_SETS.get(key)
+    if shared is None:
+        shared = _SHARED_SETS.setdefault(key, SharedFieldsSet(key))
+    return shared
 
 
 def share(model: Any) -> None:
     """Give ``model`` the shared fields set with the names its own set has (idempotent)."""
     fields_set = model.__pydantic_fields_set__
-    if type(fields_set) is SharedFieldsSet:
-        return
-    key = frozenset(fields_set)
-    shared = _SHARED_SETS.get(key)
-    if shared is None:
-        shared = _SHARED_SETS.setdefault(key, SharedFieldsSet(key))
-    object.__setattr__(model, "__pydantic_fields_set__", shared)
+    if type(fields_set) is not SharedFieldsSet:
+        object.__setattr__(model, "__pydantic_fields_set__", shared_set(fields_set))
 
 
 _PLANS: dict[type[Any], tuple[str, ...]] = {}

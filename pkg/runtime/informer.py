@@ -202,10 +202,11 @@ class Informer(Generic[T]):
     ``SetTransform``) may shrink each object before it is cached, e.g. drop ``managedFields``; it must
     keep ``metadata``'s name, namespace, resourceVersion and annotations.  With ``model`` (a generated
     model class) the informer is typed (see the module docstring): ``transform`` then receives and
-    returns model instances, ``on_decode_error`` and ``event_recorder`` hear of rejected objects, and
-    ``share_fields_sets`` makes the cached models share read-only fields sets
-    (:mod:`apis.machinery.shared`: about a third less memory, a slower decode; assigning to a
-    cached model then raises).
+    returns model instances (:func:`pkg.runtime.decode.drop_managed_fields` is done while decoding),
+    ``on_decode_error`` and ``event_recorder`` hear of rejected objects, and ``share_fields_sets``
+    (on by default) makes the cached models share read-only fields sets
+    (:mod:`apis.machinery.shared`: about a third less memory; assigning to a cached model raises
+    ``TypeError``, change a ``model_copy(deep=True)`` instead).
     ``clock`` times the backoff
     (tests pass a :class:`~pkg.runtime.clock.FakeClock` to hold the informer in backoff).
     An informer runs once: after :meth:`stop` it cannot start again.
@@ -230,7 +231,7 @@ class Informer(Generic[T]):
         model: type[T] | None = None,
         on_decode_error: DecodeErrorHook | None = None,
         event_recorder: EventRecorder | None = None,
-        share_fields_sets: bool = False,
+        share_fields_sets: bool = True,
     ) -> None:
         self.client = client
         self.resource_path = "/" + resource_path.strip("/")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+import apis.edge.v2alpha1 as api
 from apis.edge.v2alpha1 import EdgePlacement, SyncTarget
 from pkg.runtime.decode import ModelDecoder, drop_managed_fields, summarize
 from pkg.runtime.informer import Informer
@@ -277,12 +278,12 @@ def test_shared_fields_sets_save_memory_and_keep_dumps_and_copies_intact() -> No
     assert a is not None and b is not None
     assert a.__pydantic_fields_set__ is b.__pydantic_fields_set__
     assert a.metadata.__pydantic_fields_set__ is b.metadata.__pydantic_fields_set__
-    assert a.spec is not None and b.spec is not None
-    assert a.spec.location_selectors is not None and b.spec.location_selectors is not None
-    assert (
-        a.spec.location_selectors[0].__pydantic_fields_set__
-        is b.spec.location_selectors[0].__pydantic_fields_set__
-    )
+    assert a.status is not None and b.status is not None
+    assert a.status.conditions is not None and b.status.conditions is not None
+    assert a.status.conditions[0].__pydantic_fields_set__ is b.status.conditions[0].__pydantic_fields_set__
+    # Models of fewer than SHARE_MIN_FIELDS fields keep their own (smallest-size) sets.
+    assert a.spec is not None and a.spec.location_selectors is not None
+    assert a.spec.location_selectors[0].__pydantic_fields_set__ == {"match_labels"}
     expected = copy.deepcopy(GOOD)
     del expected["metadata"]["managedFields"]
     assert a.model_dump(by_alias=True, exclude_unset=True, mode="json") == expected
@@ -304,3 +305,140 @@ def test_own_fields_sets_by_default() -> None:
     assert a is not None and b is not None
     assert a.__pydantic_fields_set__ is not b.__pydantic_fields_set__
     a.metadata.labels = {"x": "y"}  # an ordinary model (the cache's read-only rule is by contract)
+
+
+# --- the ingest schema (apis/machinery/ingest.py) -----------------------------------------------
+
+
+def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out["metadata"].pop("managedFields", None)
+    return out
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_the_ingest_decode_equals_model_validate_of_the_object_without_managed_fields(share: bool) -> None:
+    fast = ModelDecoder(EdgePlacement, drop_managed_fields, share_fields_sets=share)
+    assert fast.drops_managed_fields and fast.postprocess is None
+    for event_type in ("ADDED", "MODIFIED", "DELETED"):
+        got = fast.decode_event(_line(event_type, GOOD)).obj
+        want = EdgePlacement.model_validate(_without_managed_fields(GOOD))
+        assert type(got) is EdgePlacement and got == want
+        assert got.metadata.managed_fields is None and "managed_fields" not in got.metadata.model_fields_set
+        assert got.model_dump(by_alias=True, exclude_unset=True, mode="json") == _without_managed_fields(GOOD)
+    page = fast.decode_page(json.dumps({"metadata": {"resourceVersion": "3"}, "items": [GOOD, _bad()]}))
+    assert page.items == [EdgePlacement.model_validate(_without_managed_fields(GOOD))]
+    assert [r.obj["metadata"]["resourceVersion"] for r in page.rejected] == ["11"]
+    assert "status.conditions.0.lastTransitionTime" in summarize(page.rejected[0].error)
+
+
+def test_managed_fields_are_never_decoded_and_the_models_themselves_are_unchanged() -> None:
+    odd = _with(GOOD, managedFields="not a list")  # the model would reject it; it is never read
+    assert ModelDecoder(EdgePlacement, drop_managed_fields).decode_event(_line("ADDED", odd)).obj is not None
+    assert decoder.decode_event(_line("ADDED", odd)).obj is None  # without the drop, it is validated
+    # The generated classes still validate as before (the rewritten schema is the decoder's own).
+    direct = EdgePlacement.model_validate(GOOD)
+    assert direct.metadata.managed_fields == GOOD["metadata"]["managedFields"]
+    assert type(direct.metadata.__pydantic_fields_set__) is set
+    assert EdgePlacement.__pydantic_complete__ and EdgePlacement.__dict__["__pydantic_complete__"]
+
+
+def test_unknown_metadata_members_are_kept_unless_managed_fields_are_dropped() -> None:
+    extra = _with(GOOD, selfLink="/apis/x")
+    kept = decoder.decode_event(_line("ADDED", extra)).obj
+    assert kept is not None and kept.metadata.model_extra == {"selfLink": "/apis/x"}
+    dropped = ModelDecoder(EdgePlacement, drop_managed_fields).decode_event(_line("ADDED", extra)).obj
+    assert dropped is not None and not dropped.metadata.model_extra
+    assert dropped == EdgePlacement.model_validate(_without_managed_fields(GOOD))
+
+
+def test_a_postprocess_sees_ordinary_models_then_the_sets_are_shared() -> None:
+    def relabel(obj: EdgePlacement) -> EdgePlacement:
+        obj.metadata.labels = {"seen": "yes"}  # allowed: the sets are not shared yet
+        return obj
+
+    got = ModelDecoder(EdgePlacement, relabel, share_fields_sets=True).decode_event(_line("ADDED", GOOD)).obj
+    assert got is not None and got.metadata.labels == {"seen": "yes"}
+    assert got.metadata.managed_fields is not None  # only drop_managed_fields is done while validating
+    with pytest.raises(TypeError, match="read-only"):
+        got.metadata.labels = {}
+
+
+KINDS: dict[str, dict[str, Any]] = {
+    "Customizer": {"metadata": {"namespace": "default"}, "replacements": [{"path": "$.x", "value": "1"}]},
+    "EdgeSyncConfig": {"spec": {}, "status": {"lastSyncerHeartbeatTime": "2026-12-01T20:00:00Z"}},
+    "Location": {
+        "spec": {
+            "resource": {"group": "edge.kubestellar.io", "version": "v2alpha1", "resource": "synctargets"},
+            "instanceSelector": {"matchLabels": {"id": "x"}},
+        },
+        "status": {"instances": 3},
+    },
+    "SinglePlacementSlice": {
+        "destinations": [
+            {"cluster": "c1", "locationName": "l1", "syncTargetName": "s1", "syncTargetUID": "u1"}
+        ]
+    },
+    "SyncerConfig": {"spec": {"upsync": [{"apiGroup": "", "resources": ["pods"], "names": ["*"]}]}},
+    "SyncTarget": {"spec": {"cells": {"a": "b"}}, "status": {"capacity": {"cpu": "4", "pods": 110}}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_decodes_through_the_ingest_schema_as_model_validate_would(kind: str) -> None:
+    model = getattr(api, kind)
+    obj = {"apiVersion": api.API_VERSION, "kind": kind, **copy.deepcopy(KINDS[kind])}
+    obj["metadata"] = {**obj.get("metadata", {}), "name": "x", "managedFields": [{"manager": "m"}]}
+    got = (
+        ModelDecoder(model, drop_managed_fields, share_fields_sets=True).decode_event(_line("ADDED", obj)).obj
+    )
+    assert type(got) is model
+    assert got == model.model_validate(_without_managed_fields(obj))
+    assert got.model_dump(by_alias=True, exclude_unset=True, mode="json") == _without_managed_fields(obj)
+    wrong = copy.deepcopy(obj)
+    wrong["metadata"]["name"] = 7  # a StrictStr
+    event = ModelDecoder(model, drop_managed_fields, share_fields_sets=True).decode_event(
+        _line("ADDED", wrong)
+    )
+    assert event.obj is None and event.raw == wrong and isinstance(event.error, ValidationError)
+
+
+def _kcp_list(objs: list[dict[str, Any]]) -> bytes:
+    """A list as kcp writes one: compact JSON, keys sorted."""
+    page = {
+        "apiVersion": api.API_VERSION,
+        "items": objs,
+        "kind": "EdgePlacementList",
+        "metadata": {"continue": "", "resourceVersion": "40"},
+    }
+    return json.dumps(page, separators=(",", ":"), sort_keys=True).encode()
+
+
+def test_a_large_page_is_validated_item_by_item_with_the_same_result() -> None:
+    objs = [_with(GOOD, name=f"p{i}") for i in range(300)]
+    objs[7] = _bad("77")
+    data = _kcp_list(objs)
+    fast = ModelDecoder(EdgePlacement, drop_managed_fields, share_fields_sets=True)
+    split = fast._split_page(data)
+    assert split is not None and len(split[1]) == 300
+    assert all(json.loads(piece)["kind"] == "EdgePlacement" for piece in split[1])
+    page, whole = fast.decode_page(data), fast.decode_page(data.decode())  # str: decoded whole
+    assert page.items == whole.items and len(page.items) == 299
+    assert page.items[8] == EdgePlacement.model_validate(_without_managed_fields(objs[9]))  # 7 is out
+    assert [r.obj for r in page.rejected] == [r.obj for r in whole.rejected] == [objs[7]]
+    assert page.metadata == whole.metadata == {"continue": "", "resourceVersion": "40"}
+    assert fast.decode_page(_kcp_list([])).items == []
+
+
+def test_an_item_holding_the_bytes_that_start_an_item_makes_the_page_decode_whole() -> None:
+    objs = [_with(GOOD, name=f"p{i}") for i in range(300)]
+    # managedFields are free-form: one that looks like the start of another item, inside an item.
+    lookalike = {"apiVersion": api.API_VERSION, "kind": "EdgePlacement", "metadata": {"name": "no"}}
+    objs[5] = _with(GOOD, name="tricky", managedFields=[{"manager": "m"}, lookalike])
+    data = _kcp_list(objs)
+    marker = b'},{"apiVersion":"edge.kubestellar.io/v2alpha1","kind":"EdgePlacement","metadata":{"name":"no"'
+    assert marker in data
+    page = decoder.decode_page(data)
+    assert [p.metadata.name for p in page.items] == [o["metadata"]["name"] for o in objs]
+    assert page.items[5].metadata.managed_fields == [{"manager": "m"}, lookalike]
+    assert not page.rejected
