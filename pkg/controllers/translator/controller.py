@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apis.edge.v2alpha1 import Customizer, EdgePlacement, Location, SinglePlacementSlice, SyncerConfig
@@ -192,9 +192,10 @@ class Translator(MailboxWriter, StatusWriter):
         for ep in self.placement_lister.list():
             if ep.metadata.deletion_timestamp is None:
                 eps_by_cluster.setdefault(cluster_of(ep), []).append(ep)
-        for cluster in list(self._wmws):
-            if cluster not in eps_by_cluster:
-                self._drop_wmw(cluster)
+        with self._lock:
+            annotated = set(self._annotated)
+        for cluster in droppable_wmws(self._wmws, eps_by_cluster, annotated):
+            self._drop_wmw(cluster)
         waiting = False
         views: list[Workspace] = []
         for cluster, eps in sorted(eps_by_cluster.items()):
@@ -235,7 +236,9 @@ class Translator(MailboxWriter, StatusWriter):
             unchanged = previous is not None and previous.mailboxes.get(name) == desired.mailboxes.get(name)
             if not (unchanged and (name, cluster) in self._clean):
                 self.mailbox_ctl.enqueue(name)
-        sources = set(desired.executing_counts) | self._annotated | self._annotated_now(views)
+        with self._lock:
+            annotated = set(self._annotated)
+        sources = set(desired.executing_counts) | annotated | self._annotated_now(views)
         if previous is not None:
             sources |= set(previous.executing_counts)
         for key in sources:
@@ -363,6 +366,17 @@ class Translator(MailboxWriter, StatusWriter):
         return inf
 
     # -- mailboxes ---------------------------------------------------------------------------------
+
+
+def droppable_wmws(
+    watched: Iterable[str], with_placements: Iterable[str], annotated: Iterable[tuple[str, CopyKey]]
+) -> set[str]:
+    """The WMWs to stop watching: those without placements and without an object that still
+    carries our ``executing-count``.  A WMW whose last placement went stays watched until the
+    source reconciler has removed the annotation from every object it put it on (its source
+    caches are needed for that); then that reconciler asks for a recomputation, which drops it."""
+    keep = set(with_placements) | {cluster for cluster, _ in annotated}
+    return {cluster for cluster in watched if cluster not in keep}
 
 
 def _workspace_facts(ws: Mapping[str, Any]) -> tuple[Any, ...]:

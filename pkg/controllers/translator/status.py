@@ -17,7 +17,7 @@ from apis.edge.v2alpha1 import EdgePlacementStatus
 from apis.edge.v2alpha1.client import EdgeV2alpha1Client
 from pkg.controllers import conditions
 from pkg.controllers.translator.base import NAME, WAIT_REPORTED_AFTER, State
-from pkg.controllers.translator.desired import NAMESPACES, CopyKey, mailbox_of
+from pkg.controllers.translator.desired import NAMESPACES, CopyKey, Desired, mailbox_of
 from pkg.controllers.translator.mailbox import _collection, _gv
 from pkg.controllers.what.select import EXECUTING_COUNT
 from pkg.runtime.controller import Result
@@ -37,13 +37,13 @@ class StatusWriter(State):
         cluster, ck = key
         st = self._wmws.get(cluster)
         if desired is None or st is None or ck.gr not in st.sources:
-            self._annotated.discard(key)
+            self._forget_annotated(key, desired)
             return None
         version, inf = st.sources[ck.gr]
         wkey = f"{cluster}|source|{ck}"
         obj = self._written.fresh(wkey, inf.get(make_key(cluster, ck.namespace, ck.name)))
         if obj is None:
-            self._annotated.discard(key)
+            self._forget_annotated(key, desired)
             return None
         count = desired.executing_counts.get(key)
         want = None if count is None else str(count)
@@ -53,9 +53,10 @@ class StatusWriter(State):
             obj = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
             self._written.wrote(wkey, obj)
         if want is None:
-            self._annotated.discard(key)
+            self._forget_annotated(key, desired)
         else:
-            self._annotated.add(key)
+            with self._lock:
+                self._annotated.add(key)
         mailbox = desired.singleton_sources.get(key)
         if mailbox is None:
             return None
@@ -79,6 +80,18 @@ class StatusWriter(State):
                 return None  # no status subresource: nothing to return
             raise
         return None
+
+    def _forget_annotated(self, key: tuple[str, CopyKey], desired: Desired | None) -> None:
+        """``key`` carries no executing-count of ours any more.  When it was the last such object
+        of a WMW that has no placements left, recompute: that drops the WMW's caches."""
+        cluster = key[0]
+        with self._lock:
+            if key not in self._annotated:
+                return
+            self._annotated.discard(key)
+            last = not any(c == cluster for c, _ in self._annotated)
+        if last and (desired is None or not any(c == cluster for c, _ in desired.wheres)):
+            self.compute_ctl.enqueue("all")
 
     # -- placements: the Projected condition -------------------------------------------------------
 
