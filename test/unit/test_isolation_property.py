@@ -36,15 +36,14 @@ from hypothesis import strategies as st
 
 from apis.edge.v2alpha1 import Customizer, EdgePlacement, EdgePlacementSpec, Location, SyncTarget
 from pkg.controllers.translator.desired import (
-    CopyKey,
     Desired,
     Placement,
-    ResourceInfo,
     Workspace,
     compute,
     destinations,
     syncer_config_json,
 )
+from pkg.controllers.what.resolve import CopyKey, ResourceInfo
 from pkg.controllers.what.select import GroupResource
 from pkg.controllers.where.resolve import resolve
 from test.unit.property_settings import Coverage, coverage_fixture, examples

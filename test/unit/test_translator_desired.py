@@ -21,19 +21,16 @@ from pydantic import ValidationError
 
 from apis.edge.v2alpha1 import Customizer, EdgePlacementSpec, Location, SinglePlacement
 from pkg.controllers.translator.desired import (
-    CRDS,
-    NAMESPACES,
-    CopyKey,
     Desired,
     MailboxDesired,
     Placement,
-    ResourceInfo,
     Workspace,
     compute,
     destinations,
     mailbox_name,
     syncer_config_json,
 )
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey, ResourceInfo
 from pkg.controllers.what.select import (
     CUSTOMIZER_ANNOTATION,
     DOWNSYNC_OVERWRITE,

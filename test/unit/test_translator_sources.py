@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pkg.controllers.translator.controller import droppable_wmws
-from pkg.controllers.translator.desired import CopyKey
+from pkg.controllers.what.resolve import CopyKey
 from pkg.controllers.what.select import GroupResource
 
 RS = GroupResource("apps", "replicasets")

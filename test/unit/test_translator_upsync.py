@@ -6,17 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from apis.edge.v2alpha1 import EdgePlacementSpec, SinglePlacement, UpsyncSet
-from pkg.controllers.translator.desired import (
-    CRDS,
-    CopyKey,
-    Placement,
-    ResourceInfo,
-    Workspace,
-    compute,
-    mailbox_of,
-    syncer_config_json,
-)
+from pkg.controllers.translator.desired import Placement, Workspace, compute, mailbox_of, syncer_config_json
 from pkg.controllers.translator.upsync import UpsyncSource, upsync_crds
+from pkg.controllers.what.resolve import CRDS, CopyKey, ResourceInfo
 from pkg.controllers.what.select import GroupResource
 
 SPROCKETS = GroupResource("group1.test", "sprockets")

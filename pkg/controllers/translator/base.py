@@ -14,8 +14,10 @@ from typing import Any
 from apis.edge.v2alpha1 import EdgePlacement, SyncerConfig
 from apis.edge.v2alpha1 import constants as api
 from apis.edge.v2alpha1.listers import EdgePlacementLister, SyncerConfigLister
-from pkg.controllers.translator.desired import CopyKey, Desired
+from pkg.controllers.translator.desired import Desired
 from pkg.controllers.translator.written import Written
+from pkg.controllers.what.controller import WmwCaches
+from pkg.controllers.what.resolve import CopyKey
 from pkg.controllers.what.select import EDGE_GROUP, PROJECTED_LABEL, GroupResource
 from pkg.runtime import kcp
 from pkg.runtime.controller import Controller, Result
@@ -35,18 +37,6 @@ WAIT_REPORTED_AFTER = 10.0  # seconds a copy may wait for its resource before pl
 
 
 @dataclass
-class Wmw:
-    """What the translator watches in one WMW."""
-
-    cluster: str
-    client: RestClient
-    path: str = ""
-    namespaces: Informer | None = None
-    crds: Informer | None = None
-    sources: dict[GroupResource, tuple[str, Informer]] = field(default_factory=dict)  # gr -> (version, inf)
-
-
-@dataclass
 class Mailbox:
     cluster: str
     client: RestClient
@@ -63,7 +53,7 @@ class State:
     recorder: EventRecorder
     discovery: Discovery
     _lock: threading.Lock
-    _wmws: dict[str, Wmw]
+    caches: WmwCaches
     _mailboxes: dict[str, Mailbox]
     _desired: Desired | None
     _annotated: set[tuple[str, CopyKey]]

@@ -35,14 +35,11 @@ from apis.edge.v2alpha1.listers import (
     SyncerConfigLister,
 )
 from apis.machinery.meta import cluster_of
-from pkg.controllers.translator.base import EDGE, NAME, THE_ONE, WORKSPACES, Mailbox, Wmw
+from pkg.controllers.translator.base import EDGE, NAME, THE_ONE, WORKSPACES, Mailbox
 from pkg.controllers.translator.desired import (
-    CRDS,
-    CopyKey,
     Desired,
     Memo,
     Placement,
-    ResourceInfo,
     Workspace,
     compute,
     destinations,
@@ -51,23 +48,23 @@ from pkg.controllers.translator.desired import (
 from pkg.controllers.translator.mailbox import MailboxWriter
 from pkg.controllers.translator.status import StatusWriter
 from pkg.controllers.translator.written import Written
+from pkg.controllers.what.controller import NAME as WHAT_RESOLVER
+from pkg.controllers.what.controller import PlacementIndex, WhatResolver, WhatStore, WmwCaches, WmwEvents
+from pkg.controllers.what.resolve import CRDS, CopyKey
 from pkg.controllers.what.select import (
     EDGE_GROUP,
     EXECUTING_COUNT,
     GroupResource,
-    compile_placement,
     could_select,
-    excluded,
 )
 from pkg.runtime import kcp
 from pkg.runtime.controller import Controller, Result
-from pkg.runtime.discovery import APIResource, Discovery
+from pkg.runtime.discovery import Discovery
 from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.klog import V
 from pkg.runtime.meta import Meta, resource_version_of
-from pkg.runtime.rest import ApiError, RestClient
-from pkg.runtime.store import Object
+from pkg.runtime.rest import RestClient
 
 log = logging.getLogger(__name__)
 _ALL = "all"
@@ -92,7 +89,7 @@ class Translator(MailboxWriter, StatusWriter):
         self.export_name = export_name
         self.discovery = Discovery()
         self._lock = threading.Lock()
-        self._wmws: dict[str, Wmw] = {}
+        self._scanned: set[tuple[str, GroupResource, int]] = set()  # source informers scanned for counts
         self._mailboxes: dict[str, Mailbox] = {}
         self._desired: Desired | None = None
         self._memo = Memo()  # only the mailboxes whose inputs changed are built again
@@ -124,6 +121,25 @@ class Translator(MailboxWriter, StatusWriter):
         self.workspaces = self.factory.informer(kcp.cluster(self.all, kcp.ROOT), WORKSPACES)
         self._setup_copy_informers()
 
+        # The what resolver: its own controller and queue, one key per EdgePlacement.
+        self.caches = WmwCaches(
+            self.all,
+            self.factory,
+            self.discovery,
+            WmwEvents(
+                object_changed=lambda c, gr: self._enqueue_whats(self.what_resolver.for_object(c, gr)),
+                namespace_changed=lambda c: self._enqueue_whats(self.what_resolver.for_namespace(c)),
+                served_changed=self._served_changed,
+            ),
+        )
+        self.whats = WhatStore()
+        self.what_index = PlacementIndex()
+        self.what_resolver = WhatResolver(self.placement_lister, self.caches, self.whats, self.what_index)
+        self.what_ctl: Controller[tuple[str, str]] = Controller(
+            WHAT_RESOLVER, self.what_resolver.reconcile, workers=1
+        )
+        self.whats.add_listener(lambda key: self.compute_ctl.enqueue(_ALL))
+
         self.compute_ctl: Controller[str] = Controller(f"{NAME}-compute", self._compute, workers=1)
         self.mailbox_ctl: Controller[str] = Controller(
             f"{NAME}-mailbox", self._reconcile_mailbox, workers=self.concurrency
@@ -135,7 +151,13 @@ class Translator(MailboxWriter, StatusWriter):
             f"{NAME}-status", self._reconcile_status, workers=1
         )
 
-        self._recompute_on(self.eps)
+        self.eps.add_event_handler(
+            on_add=self._placement_changed,
+            on_update=lambda o, n: (
+                self._placement_changed(n) if resource_version_of(o) != resource_version_of(n) else None
+            ),
+            on_delete=self._placement_changed,
+        )
         self._recompute_on(self.spss)
         self._recompute_on(self.locations)
         self._recompute_on(self.customizers)
@@ -149,16 +171,32 @@ class Translator(MailboxWriter, StatusWriter):
             on_update=lambda o, n: self._the_one_changed(n),
             on_delete=self._the_one_changed,
         )
-        for ctl in (self.compute_ctl, self.mailbox_ctl, self.source_ctl, self.status_ctl):
+        for ctl in (self.what_ctl, self.compute_ctl, self.mailbox_ctl, self.source_ctl, self.status_ctl):
             manager.add(ctl)
         manager.on_started_leading(lambda: self.compute_ctl.enqueue(_ALL))
 
-    def _recompute_on(self, inf: Informer[Any]) -> None:
+    def _recompute_on(self, inf: Informer[Any]) -> None:  # an input of the join, not of any what
         inf.add_event_handler(
             on_add=lambda o: self.compute_ctl.enqueue(_ALL),
             on_update=lambda o, n: self._changed(o, n),
             on_delete=lambda o: self.compute_ctl.enqueue(_ALL),
         )
+
+    def _placement_changed(self, ep: EdgePlacement) -> None:
+        self.what_ctl.enqueue((cluster_of(ep), ep.metadata.name or ""))
+        self.compute_ctl.enqueue(_ALL)  # its where, and whether its WMW is watched at all
+
+    def _placement_updated(self, old: EdgePlacement, new: EdgePlacement) -> None:
+        if resource_version_of(old) != resource_version_of(new):
+            self._placement_changed(new)
+
+    def _enqueue_whats(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            self.what_ctl.enqueue(key)
+
+    def _served_changed(self, cluster: str) -> None:
+        self._enqueue_whats(self.what_resolver.for_wmw(cluster))
+        self.compute_ctl.enqueue(_ALL)
 
     def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
         """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state."""
@@ -194,12 +232,12 @@ class Translator(MailboxWriter, StatusWriter):
                 eps_by_cluster.setdefault(cluster_of(ep), []).append(ep)
         with self._lock:
             annotated = set(self._annotated)
-        for cluster in droppable_wmws(self._wmws, eps_by_cluster, annotated):
-            self._drop_wmw(cluster)
+        for cluster in droppable_wmws(self.caches.clusters(), eps_by_cluster, annotated):
+            self.caches.drop(cluster)
         waiting = False
         views: list[Workspace] = []
         for cluster, eps in sorted(eps_by_cluster.items()):
-            view = self._wmw_view(cluster, eps)
+            view = self._wmw_view(cluster, eps, annotated)
             if view is None:
                 waiting = True
                 continue
@@ -256,114 +294,54 @@ class Translator(MailboxWriter, StatusWriter):
         return None
 
     def _annotated_now(self, views: list[Workspace]) -> set[tuple[str, CopyKey]]:
+        """Objects carrying an executing-count, found once per source informer after it synced
+        (after a restart, counts of ours that no placement wants any more; from then on the source
+        reconciler keeps track of what it annotates)."""
         found: set[tuple[str, CopyKey]] = set()
         for view in views:
-            for gr, objs in view.objects.items():
-                for obj in objs:
+            st = self.caches.get(view.cluster)
+            if st is None:
+                continue
+            for gr, (_, inf) in list(st.sources.items()):
+                if not inf.has_synced() or (view.cluster, gr, id(inf)) in self._scanned:
+                    continue
+                self._scanned.add((view.cluster, gr, id(inf)))
+                for obj in inf.list():
                     meta = Meta(obj)
                     if EXECUTING_COUNT in meta.annotations:
                         found.add((view.cluster, CopyKey(gr, meta.namespace, meta.name)))
         return found
 
-    def _drop_wmw(self, cluster: str) -> None:
-        with self._lock:
-            st = self._wmws.pop(cluster, None)
-        if st is None:
-            return
-        for version_inf in st.sources.values():
-            self.factory.remove(version_inf[1].client, version_inf[1].resource_path)
-
-    def _wmw(self, cluster: str) -> Wmw:
-        with self._lock:
-            st = self._wmws.get(cluster)
-            if st is None:
-                client = kcp.cluster(self.all, cluster)
-                st = self._wmws[cluster] = Wmw(cluster, client)
-        if st.namespaces is None:
-            st.namespaces = self.factory.informer(st.client, "/api/v1/namespaces")
-            self._recompute_on(st.namespaces)
-            st.crds = self.factory.informer(
-                st.client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-            )
-            for inf in (st.crds, self.factory.informer(st.client, f"{kcp.APIS}/apibindings")):
-                # A new CRD or APIBinding changes what the WMW serves: discover again.
-                inf.add_event_handler(
-                    on_add=lambda o: self._crds_changed(st),
-                    on_update=lambda o, n: self._crds_changed(st),
-                    on_delete=lambda o: self._crds_changed(st),
-                )
-        if not st.path:
-            try:
-                st.path = kcp.logical_cluster_path(self.all, cluster) or cluster
-            except ApiError:
-                st.path = cluster
-        return st
-
-    def _crds_changed(self, st: Wmw) -> None:
-        self.discovery.invalidate(st.client)
-        self.compute_ctl.enqueue(_ALL)
-
-    def _wmw_view(self, cluster: str, eps: list[EdgePlacement]) -> Workspace | None:
-        """The cached view of one WMW, or None while some of its caches are still filling."""
-        st = self._wmw(cluster)
-        assert st.namespaces is not None and st.crds is not None
-        if not (st.namespaces.has_synced() and st.crds.has_synced()):
+    def _wmw_view(
+        self, cluster: str, eps: list[EdgePlacement], annotated: set[tuple[str, CopyKey]]
+    ) -> Workspace | None:
+        """One WMW's placements with their resolved whats, or None while some what is missing (the
+        what resolver's store tells us when it is there)."""
+        st = self.caches.get(cluster)
+        whats = [self.whats.get((cluster, ep.metadata.name or "")) for ep in eps]
+        if st is None or not self.caches.synced(st) or any(w is None for w in whats):
             return None
-        served = self.discovery.resources(st.client)
-        crd_names: dict[tuple[str, str], str] = {}
-        for crd in st.crds.list():
-            spec = crd.get("spec") or {}
-            crd_names[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = Meta(
-                crd
-            ).name
-        compiled = [compile_placement(ep.spec)[0] for ep in eps]
-        resources: dict[GroupResource, ResourceInfo] = {}
+        resolved = [w for w in whats if w is not None]
+        resources = self.caches.resources(st)
+        counted = {key.gr for c, key in annotated if c == cluster}
+        self.caches.prune(
+            cluster, lambda gr: gr in counted or any(could_select(w.compiled, gr) for w in resolved)
+        )
         objects: dict[GroupResource, list[Mapping[str, Any]]] = {}
-        ready = True
-        for (group, resource), api in served.items():
-            gr = GroupResource(group, resource)
-            if excluded(gr) or not api.listable:
-                continue
-            info = ResourceInfo(gr, api.kind, api.namespaced, api.versions, crd_names.get((group, resource)))
-            resources[gr] = info
-            wanted = gr == CRDS or any(could_select(c, gr) for c in compiled)
-            if not wanted:
-                continue
-            inf = self._source_informer(st, gr, api)
-            if not inf.has_synced():
-                ready = False
-            objects[gr] = list(inf.list())
-        for gr in [
-            g for g in st.sources if g not in resources or not any(could_select(c, g) for c in compiled)
-        ]:
-            if gr != CRDS:
-                _, inf = st.sources.pop(gr)
-                self.factory.remove(inf.client, inf.resource_path)
-        if not ready:
-            return None
-        namespaces = {Meta(ns).name: dict(Meta(ns).labels) for ns in st.namespaces.list()}
+        if CRDS in resources:  # what upsync's CRD rule reads
+            objects[CRDS] = list(self.caches.source(st, CRDS, resources[CRDS][1]).list())
         customizers = {
             (c.metadata.namespace or "", c.metadata.name or ""): c
             for c in self.customizer_lister.list(cluster)
         }
         spss = {s.metadata.name: s for s in self.slice_lister.list(cluster)}
         placements = []
-        for ep in eps:
+        for ep, what in zip(eps, resolved, strict=True):
             sps = spss.get(ep.metadata.name)
             dests = destinations(sps.destinations) if sps is not None else []
-            placements.append(Placement(ep.metadata.name or "", ep.spec, dests))
-        return Workspace(cluster, st.path, placements, resources, objects, namespaces, customizers)
-
-    def _source_informer(self, st: Wmw, gr: GroupResource, api: APIResource) -> Informer[Object]:
-        have = st.sources.get(gr)
-        if have is not None and have[0] == api.preferred:
-            return have[1]
-        if have is not None:
-            self.factory.remove(have[1].client, have[1].resource_path)
-        inf = self.factory.informer(st.client, api.path(api.preferred))
-        self._recompute_on(inf)
-        st.sources[gr] = (api.preferred, inf)
-        return inf
+            placements.append(Placement(ep.metadata.name or "", ep.spec, dests, what))
+        infos = {gr: info for gr, (info, _) in resources.items()}
+        return Workspace(cluster, st.path, placements, infos, objects, {}, customizers)
 
     # -- mailboxes ---------------------------------------------------------------------------------
 

@@ -25,16 +25,9 @@ from pkg.controllers.translator.base import (
     Mailbox,
     State,
 )
-from pkg.controllers.translator.desired import (
-    CRDS,
-    NAMESPACES,
-    CopyKey,
-    Desired,
-    MailboxDesired,
-    mailbox_of,
-    syncer_config_json,
-)
+from pkg.controllers.translator.desired import Desired, MailboxDesired, mailbox_of, syncer_config_json
 from pkg.controllers.translator.project import needs_update, update_form
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey
 from pkg.controllers.what.select import EDGE_GROUP, PROJECTED_LABEL, GroupResource, excluded
 from pkg.runtime import kcp
 from pkg.runtime.controller import Result
@@ -240,7 +233,7 @@ class MailboxWriter(State):
                         self._written.wrote(wkey, created)
                 elif not copy.create_only and needs_update(have, copy.body):
                     updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
-                    self._written.wrote(wkey, updated)
+                    self._written.wrote(wkey, updated, replaced=have)
                     log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
             except ApiError as e:
                 if e.not_found and have is None:
@@ -322,7 +315,7 @@ class MailboxWriter(State):
                 log.log(V(2), "Created SyncerConfig mailbox=%s", name)
         elif _normalized(the_one.spec) != spec:
             updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
-            self._written.wrote(the_one_key, updated)
+            self._written.wrote(the_one_key, updated, replaced=the_one)
             log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
         self._set_refused(name, refused, desired)
         if refused:

@@ -17,8 +17,9 @@ from apis.edge.v2alpha1 import EdgePlacementStatus
 from apis.edge.v2alpha1.client import EdgeV2alpha1Client
 from pkg.controllers import conditions
 from pkg.controllers.translator.base import NAME, WAIT_REPORTED_AFTER, State
-from pkg.controllers.translator.desired import NAMESPACES, CopyKey, Desired, mailbox_of
+from pkg.controllers.translator.desired import Desired, mailbox_of
 from pkg.controllers.translator.mailbox import _collection, _gv
+from pkg.controllers.what.resolve import NAMESPACES, CopyKey
 from pkg.controllers.what.select import EXECUTING_COUNT
 from pkg.runtime.controller import Result
 from pkg.runtime.klog import V
@@ -35,7 +36,7 @@ class StatusWriter(State):
     def _reconcile_source(self, key: tuple[str, CopyKey]) -> Result | None:
         desired = self._desired
         cluster, ck = key
-        st = self._wmws.get(cluster)
+        st = self.caches.get(cluster)
         if desired is None or st is None or ck.gr not in st.sources:
             self._forget_annotated(key, desired)
             return None
@@ -50,8 +51,9 @@ class StatusWriter(State):
         have = Meta(obj).annotations.get(EXECUTING_COUNT)
         path = f"{_collection(ck.gr, _gv(ck.gr, version), ck.namespace)}/{ck.name}"
         if want != have:
-            obj = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
-            self._written.wrote(wkey, obj)
+            patched = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
+            self._written.wrote(wkey, patched, replaced=obj)
+            obj = patched
         if want is None:
             self._forget_annotated(key, desired)
         else:
@@ -73,7 +75,8 @@ class StatusWriter(State):
         if ck.gr == NAMESPACES:
             return None  # a Namespace's status is the server's own, on both sides
         try:
-            self._written.wrote(wkey, st.client.update(f"{path}/status", {**obj, "status": mirror["status"]}))
+            returned = st.client.update(f"{path}/status", {**obj, "status": mirror["status"]})
+            self._written.wrote(wkey, returned, replaced=obj)
             log.log(V(2), "Return of singleton reported state happened object=%s", ck)
         except ApiError as e:
             if e.not_found:
@@ -133,5 +136,5 @@ class StatusWriter(State):
             return again
         client = EdgeV2alpha1Client(self.all).cluster(cluster).edge_placements
         status_body = EdgePlacementStatus(conditions=[condition])
-        self._written.wrote(wkey, client.apply_status(name, status_body, field_manager=NAME))
+        self._written.wrote(wkey, client.apply_status(name, status_body, field_manager=NAME), replaced=ep)
         return again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -13,48 +14,66 @@ from pkg.runtime.meta import resource_version_of
 T = TypeVar("T", bound=Mapping[str, Any] | BaseModel)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    exists: bool
+    value: Any  # the object written, or the resourceVersion deleted
+    superseded: frozenset[str]  # resourceVersions that our writes replaced
+
+
 class Written:
     """Objects this process wrote, shown instead of the cache until the cache catches up.
 
     An informer sees our own writes a little later; without this, a reconcile running in between
     would write the same thing again (client-go controllers keep "expectations" for the same
-    reason).  A written object hides cached ones with an older resourceVersion; a deletion hides
-    the deleted version.  A key holds one kind of object: dicts, or models of one edge kind.
+    reason).  resourceVersions are opaque: they are compared for equality only, never ordered.
+    A written object hides a cached version that one of our writes replaced (``replaced``: what
+    the write was based on, remembered along a chain of writes); a cached version equal to ours,
+    or one we never replaced (a later write by someone else), is believed and the memory goes.
+    A deletion hides exactly the deleted version.  A key holds one kind of object: dicts, or
+    models of one edge kind.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objs: dict[str, tuple[bool, Any]] = {}
+        self._objs: dict[str, _Entry] = {}
 
-    def wrote(self, key: str, obj: Mapping[str, Any] | BaseModel) -> None:
+    def wrote(
+        self,
+        key: str,
+        obj: Mapping[str, Any] | BaseModel,
+        replaced: Mapping[str, Any] | BaseModel | None = None,
+    ) -> None:
+        """Remember ``obj`` as written; ``replaced`` is the version the write was based on (None
+        for a create)."""
         with self._lock:
-            self._objs[key] = (True, obj)
+            superseded: set[str] = set()
+            before = self._objs.get(key)
+            if before is not None and before.exists:
+                superseded |= before.superseded
+                superseded.add(resource_version_of(before.value))
+            if replaced is not None:
+                superseded.add(resource_version_of(replaced))
+            superseded.discard(resource_version_of(obj))
+            self._objs[key] = _Entry(True, obj, frozenset(superseded))
 
     def deleted(self, key: str, resource_version: str) -> None:
         with self._lock:
-            self._objs[key] = (False, resource_version)
+            self._objs[key] = _Entry(False, resource_version, frozenset())
 
     def fresh(self, key: str, cached: T | None) -> T | None:
         with self._lock:
             entry = self._objs.get(key)
             if entry is None:
                 return cached
-            exists, value = entry
             cached_rv = resource_version_of(cached) if cached is not None else None
-            if not exists:
-                if cached_rv is not None and cached_rv == value:
+            if not entry.exists:
+                if cached_rv is not None and cached_rv == entry.value:
                     return None  # the cache still shows what we deleted
                 del self._objs[key]
                 return cached
-            if cached_rv is not None and _rv_at_least(cached_rv, resource_version_of(value)):
+            if cached_rv is not None and cached_rv not in entry.superseded:
                 del self._objs[key]
-                return cached
-            written: T = value
+                return cached  # ours, or a version written after ours
+            written: T = entry.value
             return written
-
-
-def _rv_at_least(a: str, b: str) -> bool:
-    try:
-        return int(a) >= int(b)
-    except ValueError:
-        return a == b
