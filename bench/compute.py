@@ -49,16 +49,16 @@ from typing import Any
 from apis.edge.v2alpha1 import EdgePlacementSpec, Location, SinglePlacement
 from pkg.controllers.translator.desired import Memo, Placement, Workspace, compute, mailbox_of
 from pkg.controllers.what.controller import PlacementIndex
-from pkg.controllers.what.resolve import CRDS, NAMESPACES, Resolved, ResourceInfo, resolve
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, Resolved, ServedResource, resolve
 from pkg.controllers.what.select import EXPAND_PARAMETERS, GroupResource
 
 CM = GroupResource("", "configmaps")
 DEPLOY = GroupResource("apps", "deployments")
 INFO = {
-    CM: ResourceInfo(CM, "ConfigMap", True, ("v1",)),
-    DEPLOY: ResourceInfo(DEPLOY, "Deployment", True, ("v1",)),
-    NAMESPACES: ResourceInfo(NAMESPACES, "Namespace", False, ("v1",)),
-    CRDS: ResourceInfo(CRDS, "CustomResourceDefinition", False, ("v1",)),
+    CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
+    DEPLOY: ServedResource(DEPLOY, "Deployment", True, ("v1",)),
+    NAMESPACES: ServedResource(NAMESPACES, "Namespace", False, ("v1",)),
+    CRDS: ServedResource(CRDS, "CustomResourceDefinition", False, ("v1",)),
 }
 SIZES = {  # N SyncTargets, W WMWs, M objects, P placements
     "small": (10, 2, 20, 2),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pkg.controllers.translator.written import Written
+from pkg.controllers.written import Written
 
 
 def obj(rv: str, **data: Any) -> dict[str, Any]:

@@ -8,17 +8,17 @@ from typing import Any
 from apis.edge.v2alpha1 import EdgePlacement
 from apis.edge.v2alpha1.listers import EdgePlacementLister
 from pkg.controllers.what.controller import PlacementIndex, Snapshot, WhatResolver, WhatStore
-from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey, ResourceInfo
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey, ServedResource
 from pkg.controllers.what.select import CompiledPlacement, GroupResource, could_select
 from pkg.runtime.store import Indexer
 
 CM = GroupResource("", "configmaps")
 DEPLOY = GroupResource("apps", "deployments")
 INFO = {
-    CM: ResourceInfo(CM, "ConfigMap", True, ("v1",)),
-    DEPLOY: ResourceInfo(DEPLOY, "Deployment", True, ("v1",)),
-    NAMESPACES: ResourceInfo(NAMESPACES, "Namespace", False, ("v1",)),
-    CRDS: ResourceInfo(CRDS, "CustomResourceDefinition", False, ("v1",)),
+    CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
+    DEPLOY: ServedResource(DEPLOY, "Deployment", True, ("v1",)),
+    NAMESPACES: ServedResource(NAMESPACES, "Namespace", False, ("v1",)),
+    CRDS: ServedResource(CRDS, "CustomResourceDefinition", False, ("v1",)),
 }
 
 

@@ -43,9 +43,10 @@ from apis.edge.v2alpha1 import (
     SyncerConfigSpec,
     UpsyncSet,
 )
+from apis.edge.v2alpha1.naming import SEPARATOR as MAILBOX_SEPARATOR
 from pkg.controllers.translator.project import create_form
 from pkg.controllers.translator.upsync import Unserved, UpsyncSource, upsync_crds
-from pkg.controllers.what.resolve import CRDS, CopyKey, Resolved, ResourceInfo, resolve
+from pkg.controllers.what.resolve import CRDS, CopyKey, Resolved, ServedResource, resolve
 from pkg.controllers.what.select import (
     CompiledPlacement,
     GroupResource,
@@ -58,14 +59,10 @@ from pkg.customize import CustomizeError, customize, customizer_ref, needs_param
 from pkg.runtime.meta import Meta
 
 
-def mailbox_name(cluster: str, sync_target_uid: str) -> str:
-    """The mailbox workspace of a SyncTarget: ``<IMW logical cluster>-mb-<SyncTarget UID>``."""
-    return f"{cluster}-mb-{sync_target_uid}"
-
-
 def mailbox_of(d: SinglePlacement) -> str:
-    """The mailbox workspace of a destination."""
-    return mailbox_name(d.cluster, d.sync_target_uid)
+    """The mailbox workspace of a destination: ``<IMW logical cluster>-mb-<SyncTarget UID>`` (the
+    rule of :mod:`apis.edge.v2alpha1.naming`; the mailbox controller refuses a name that breaks it)."""
+    return f"{d.cluster}{MAILBOX_SEPARATOR}{d.sync_target_uid}"
 
 
 def destinations(found: Iterable[SinglePlacement]) -> list[SinglePlacement]:
@@ -92,7 +89,7 @@ class Workspace:
     cluster: str
     path: str
     placements: Sequence[Placement]
-    resources: Mapping[GroupResource, ResourceInfo]
+    resources: Mapping[GroupResource, ServedResource]
     objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]]
     namespaces: Mapping[str, Mapping[str, str]]  # namespace name -> its labels
     customizers: Mapping[tuple[str, str], Customizer]  # (namespace, name) -> Customizer
@@ -150,7 +147,7 @@ class Desired:
 @dataclass
 class _Contribution:
     obj: Mapping[str, Any]
-    info: ResourceInfo
+    info: ServedResource
     create_only: bool = False
     locations: set[tuple[str, str]] = field(default_factory=set)
     placements: set[str] = field(default_factory=set)
@@ -266,7 +263,7 @@ class _Reach:
     ws: Workspace
     placement: Placement
     compiled: CompiledPlacement
-    parts: Mapping[CopyKey, tuple[Mapping[str, Any], ResourceInfo]]
+    parts: Mapping[CopyKey, tuple[Mapping[str, Any], ServedResource]]
     destination: SinglePlacement
 
 

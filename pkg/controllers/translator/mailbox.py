@@ -22,6 +22,7 @@ from pkg.controllers.translator.project import needs_update, update_form
 from pkg.controllers.translator.view import RETRY_SOON, Reports, View, collection_path
 from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey
 from pkg.controllers.what.select import GroupResource
+from pkg.runtime import kube
 from pkg.runtime.controller import Result
 from pkg.runtime.events import ObjectRef
 from pkg.runtime.informer import Informer
@@ -97,7 +98,7 @@ class MailboxReconciler:
                 continue
             ns = copy.key.namespace
             if copy.namespaced and not ns_exists(ns) and CopyKey(NAMESPACES, "", ns) not in want.copies:
-                created_ns = self._create(client, "/api/v1/namespaces", _bare_namespace(ns), name)
+                created_ns = self._create(client, kube.NAMESPACES.path(), _bare_namespace(ns), name)
                 if created_ns is not None:
                     v.written.wrote(f"{cluster}|{CopyKey(NAMESPACES, '', ns)}", created_ns)
             wkey = f"{cluster}|{copy.key}"

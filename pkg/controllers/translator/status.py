@@ -42,7 +42,6 @@ from pkg.runtime.store import make_key
 log = logging.getLogger(__name__)
 
 PROJECTED = "Projected"
-EXECUTING_COUNT = api.EXECUTING_COUNT_ANNOTATION
 
 
 def wanted_count(desired: Desired, key: SourceKey) -> str | None:
@@ -74,10 +73,12 @@ class SourceReconciler:
             self._forget(key, desired)
             return None
         want = wanted_count(desired, key)
-        have = Meta(obj).annotations.get(EXECUTING_COUNT)
+        have = Meta(obj).annotations.get(api.EXECUTING_COUNT_ANNOTATION)
         path = f"{collection_path(ck.gr, version, ck.namespace)}/{ck.name}"
         if want != have:
-            patched = st.client.patch(path, {"metadata": {"annotations": {EXECUTING_COUNT: want}}})
+            patched = st.client.patch(
+                path, {"metadata": {"annotations": {api.EXECUTING_COUNT_ANNOTATION: want}}}
+            )
             v.written.wrote(wkey, patched, replaced=obj)
             obj = patched
         if want is None:

@@ -25,12 +25,13 @@ from apis.edge.v2alpha1.listers import (
     SyncerConfigLister,
 )
 from apis.edge.v2alpha1.naming import is_mailbox_name
+from apis.machinery.resource import group_version_path
 from pkg.controllers.translator.desired import Desired, mailbox_of
-from pkg.controllers.translator.written import Written
 from pkg.controllers.what.controller import WhatStore, WmwCaches
 from pkg.controllers.what.resolve import CopyKey
 from pkg.controllers.what.select import GroupResource, excluded
-from pkg.runtime import kcp
+from pkg.controllers.written import Written
+from pkg.runtime import kcp, kube
 from pkg.runtime.controller import Result
 from pkg.runtime.discovery import APIResource, Discovery
 from pkg.runtime.events import EventRecorder
@@ -258,7 +259,7 @@ class View:
                 mb = self._mailboxes[name] = Mailbox(cluster, kcp.cluster(self.all, cluster))
             fresh = mb.namespaces is None
             if fresh:
-                mb.namespaces = self.factory.informer(mb.client, "/api/v1/namespaces")
+                mb.namespaces = self.factory.informer(mb.client, kube.NAMESPACES.path())
         if fresh:
             assert mb.namespaces is not None
             mb.namespaces.add_event_handler(
@@ -318,14 +319,14 @@ class View:
 
 def collection_path(gr: GroupResource, version: str, namespace: str) -> str:
     """The collection of ``gr`` at ``version`` (in ``namespace``, if given) in one logical cluster."""
-    base = f"/apis/{gr.group}/{version}" if gr.group else f"/api/{version}"
+    base = group_version_path(gr.group, version)
     if namespace:
         base += f"/namespaces/{namespace}"
     return f"{base}/{gr.resource}"
 
 
 def _bound_path(gr: GroupResource, version: str, identity: str) -> str:
-    base = f"/apis/{gr.group}/{version}" if gr.group else f"/api/{version}"
+    base = group_version_path(gr.group, version)
     return f"{base}/{kcp.with_identity(gr.resource, identity)}"
 
 

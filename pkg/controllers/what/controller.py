@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from apis.edge.v2alpha1 import EdgePlacement
 from apis.edge.v2alpha1.listers import EdgePlacementLister
 from apis.machinery.meta import cluster_of
-from pkg.controllers.what.resolve import CRDS, NAMESPACES, Resolved, ResourceInfo, resolve
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, Resolved, ServedResource, resolve
 from pkg.controllers.what.select import (
     CompiledPlacement,
     GroupResource,
@@ -33,7 +33,7 @@ from pkg.controllers.what.select import (
     could_select,
     excluded,
 )
-from pkg.runtime import kcp
+from pkg.runtime import kcp, kube
 from pkg.runtime.controller import Result
 from pkg.runtime.discovery import APIResource, Discovery
 from pkg.runtime.informer import Informer, SharedInformerFactory
@@ -105,10 +105,8 @@ class WmwCaches:
                 st = self._wmws[cluster] = Wmw(cluster, kcp.cluster(self._all, cluster))
             fresh = st.namespaces is None
             if fresh:
-                st.namespaces = self._factory.informer(st.client, "/api/v1/namespaces")
-                st.crds = self._factory.informer(
-                    st.client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-                )
+                st.namespaces = self._factory.informer(st.client, kube.NAMESPACES.path())
+                st.crds = self._factory.informer(st.client, kube.CUSTOM_RESOURCE_DEFINITIONS.path())
         if fresh:
             assert st.namespaces is not None and st.crds is not None
             st.namespaces.add_event_handler(
@@ -118,7 +116,7 @@ class WmwCaches:
                 ),
                 on_delete=lambda o: self._events.namespace_changed(cluster),
             )
-            for inf in (st.crds, self._factory.informer(st.client, f"{kcp.APIS}/apibindings")):
+            for inf in (st.crds, self._factory.informer(st.client, kcp.API_BINDINGS.path())):
                 # A new CRD or APIBinding changes what the WMW serves: discover again.
                 inf.add_event_handler(
                     on_add=lambda o: self._served_changed(st),
@@ -144,7 +142,7 @@ class WmwCaches:
     def synced(self, st: Wmw) -> bool:
         return bool(st.namespaces and st.crds and st.namespaces.has_synced() and st.crds.has_synced())
 
-    def resources(self, st: Wmw) -> dict[GroupResource, tuple[ResourceInfo, APIResource]]:
+    def resources(self, st: Wmw) -> dict[GroupResource, tuple[ServedResource, APIResource]]:
         """Every listable, placeable resource the WMW serves, with its defining CRD's name."""
         assert st.crds is not None
         crd_names: dict[tuple[str, str], str] = {}
@@ -152,12 +150,14 @@ class WmwCaches:
             spec = crd.get("spec") or {}
             names = spec.get("names") or {}
             crd_names[(str(spec.get("group", "")), str(names.get("plural", "")))] = Meta(crd).name
-        out: dict[GroupResource, tuple[ResourceInfo, APIResource]] = {}
+        out: dict[GroupResource, tuple[ServedResource, APIResource]] = {}
         for (group, resource), api in self._discovery.resources(st.client).items():
             gr = GroupResource(group, resource)
             if excluded(gr) or not api.listable:
                 continue
-            info = ResourceInfo(gr, api.kind, api.namespaced, api.versions, crd_names.get((group, resource)))
+            info = ServedResource(
+                gr, api.kind, api.namespaced, api.versions, crd_names.get((group, resource))
+            )
             out[gr] = (info, api)
         return out
 
@@ -318,7 +318,7 @@ class Snapshot:
     """What a WMW's caches hold for resolving placements there."""
 
     path: str
-    resources: Mapping[GroupResource, ResourceInfo]
+    resources: Mapping[GroupResource, ServedResource]
     objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]]
     namespaces: Mapping[str, Mapping[str, str]]  # Namespace name -> its labels
 

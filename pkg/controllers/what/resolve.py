@@ -28,7 +28,7 @@ NAMESPACES = GroupResource("", "namespaces")
 
 
 @dataclass(frozen=True)
-class ResourceInfo:
+class ServedResource:
     """One resource a WMW serves: its kind, scope, served versions and defining CRD (if any)."""
 
     gr: GroupResource
@@ -49,7 +49,7 @@ class CopyKey:
         return f"{self.gr} {where}"
 
 
-Parts = Mapping[CopyKey, tuple[Mapping[str, Any], ResourceInfo]]
+Parts = Mapping[CopyKey, tuple[Mapping[str, Any], ServedResource]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,9 +77,9 @@ class Resolved:
             obj is other.parts[k][0] and info == other.parts[k][1] for k, (obj, info) in self.parts.items()
         )
 
-    def by_resource(self) -> dict[GroupResource, tuple[ResourceInfo, list[CopyKey]]]:
+    def by_resource(self) -> dict[GroupResource, tuple[ServedResource, list[CopyKey]]]:
         """The selected objects per resource, with the resource's served versions."""
-        out: dict[GroupResource, tuple[ResourceInfo, list[CopyKey]]] = {}
+        out: dict[GroupResource, tuple[ServedResource, list[CopyKey]]] = {}
         for key, (_, info) in sorted(self.parts.items()):
             out.setdefault(key.gr, (info, []))[1].append(key)
         return out
@@ -88,7 +88,7 @@ class Resolved:
 def resolve(
     spec: EdgePlacementSpec | None,
     path: str,
-    resources: Mapping[GroupResource, ResourceInfo],
+    resources: Mapping[GroupResource, ServedResource],
     objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]],
     namespaces: Mapping[str, Mapping[str, str]],
 ) -> Resolved:
@@ -98,7 +98,7 @@ def resolve(
     and its CRDs); ``namespaces`` maps each Namespace to its labels."""
     compiled, problems = compile_placement(spec)
     problems.extend(_unknown_resources(compiled, path, resources))
-    parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
+    parts: dict[CopyKey, tuple[Mapping[str, Any], ServedResource]] = {}
     crds = {Meta(o).name: o for o in objects.get(CRDS, ())}
     crd_info = resources.get(CRDS)
     for gr, info in resources.items():
@@ -123,7 +123,7 @@ def resolve(
 
 
 def _unknown_resources(
-    compiled: CompiledPlacement, path: str, resources: Mapping[GroupResource, ResourceInfo]
+    compiled: CompiledPlacement, path: str, resources: Mapping[GroupResource, ServedResource]
 ) -> list[str]:
     """Downsync clauses naming resources that this WMW does not serve (reported, not fatal)."""
     out = []

@@ -57,6 +57,10 @@ class Written:
             superseded.discard(resource_version_of(obj))
             self._objs[key] = _Entry(True, obj, frozenset(superseded))
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._objs.pop(key, None)
+
     def deleted(self, key: str, resource_version: str) -> None:
         with self._lock:
             self._objs[key] = _Entry(False, resource_version, frozenset())
