@@ -319,8 +319,6 @@ def compute(
                 fingerprints[mailbox].append((token, d.cluster, d.location_name))
             if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
-            for key in parts:
-                reach.setdefault((ws.cluster, key), set())
 
     path_of = {ws.cluster: ws.path for ws in workspaces}
     out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
@@ -342,8 +340,10 @@ def compute(
             results[fingerprint] = result
         out[mailbox] = result.desired
         problems.extend(result.problems)
-        for winner in result.winners:
-            reach[winner].add(mailbox)
+        if singleton:  # only singletons' reach is counted
+            for winner in result.winners:
+                if winner in singleton:
+                    reach[winner].add(mailbox)
         for u in result.unserved:
             unserved[(u.cluster, u.placement)].add(u.message)
 

@@ -9,7 +9,7 @@ with the placements' destinations.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apis.edge.v2alpha1 import EdgePlacementSpec
@@ -40,9 +40,18 @@ class ServedResource:
 
 @dataclass(frozen=True, order=True)
 class CopyKey:
+    """One object of one resource; hashed once (keys are hashed many times per join)."""
+
     gr: GroupResource
     namespace: str
     name: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.gr, self.namespace, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name
