@@ -15,6 +15,8 @@ resolved what with its destinations:
 * ``unchanged``: nothing changed (fresh views of the same cached objects and resolved whats, as the
   controller builds for every event);
 * ``object edit``: one ConfigMap replaced by an edited copy (as an informer delivers an update);
+* ``unselected edit``: one object of a resource that no placement could select edited (before the
+  what resolver was its own controller, any object event cost a whole join: ``unchanged``);
 * ``placement edit``: one EdgePlacement's spec replaced by an equal-but-new one plus a new clause;
 * ``location relabel``: one Location's labels changed (a parameter of its mailbox's copies).
 
@@ -54,7 +56,9 @@ from pkg.controllers.what.select import EXPAND_PARAMETERS, GroupResource
 
 CM = GroupResource("", "configmaps")
 DEPLOY = GroupResource("apps", "deployments")
+SECRETS = GroupResource("", "secrets")  # served, selected by no placement
 INFO = {
+    SECRETS: ServedResource(SECRETS, "Secret", True, ("v1",)),
     CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
     DEPLOY: ServedResource(DEPLOY, "Deployment", True, ("v1",)),
     NAMESPACES: ServedResource(NAMESPACES, "Namespace", False, ("v1",)),
@@ -163,7 +167,7 @@ def raw_inputs(n: int, p: int) -> Raw:
 def build(n: int, w: int, m: int, p: int) -> World:
     locations, destinations, specs = decode(raw_inputs(n, p))
     objects: list[dict[GroupResource, list[dict[str, Any]]]] = [
-        {CM: [], DEPLOY: [], NAMESPACES: [], CRDS: []} for _ in range(w)
+        {CM: [], DEPLOY: [], NAMESPACES: [], CRDS: [], SECRETS: []} for _ in range(w)
     ]
     for j in range(m):
         ns = f"ns{j // 10}"
@@ -192,6 +196,11 @@ def edit_object(world: World, k: int) -> None:
     new["metadata"]["resourceVersion"] = str(k + 2)
     new["data"] = {**new["data"], "edit": str(k)}
     world.objects[0] = {**world.objects[0], CM: [new, *objs[1:]]}
+
+
+def edit_unselected(world: World, k: int) -> None:
+    secret = {"metadata": {"name": "s", "namespace": "ns0", "uid": "s0", "resourceVersion": str(k + 2)}}
+    world.objects[0] = {**world.objects[0], SECRETS: [secret]}
 
 
 def edit_placement(world: World, k: int) -> None:
@@ -235,6 +244,8 @@ def affected(world: World, index: PlacementIndex, name: str) -> list[int]:
     """The placements an event concerns, by the what resolver's routing."""
     if name == "object edit":  # a ConfigMap of WMW 0
         return sorted(int(n[2:]) for n in index.selecting("wmw0", CM))
+    if name == "unselected edit":  # a Secret of WMW 0, which no placement could select
+        return sorted(int(n[2:]) for n in index.selecting("wmw0", SECRETS))
     if name == "placement edit":
         return [0]
     return []  # unchanged; a Location concerns no what, only the join
@@ -257,14 +268,19 @@ def run(size: str, repeat: int) -> list[tuple[str, float, int, int]]:
     changes: list[tuple[str, Callable[[World, int], None] | None]] = [
         ("unchanged", None),
         ("object edit", edit_object),
+        ("unselected edit", edit_unselected),
         ("placement edit", edit_placement),
         ("location relabel", relabel_location),
     ]
 
     def event(name: str) -> None:
-        for j in affected(world, index, name):
+        concerned = affected(world, index, name)
+        for j in concerned:
             whats[j] = world.resolve(j)
             index.set((f"wmw{j % world.w}", f"ep{j}"), whats[j].compiled)
+        if name == "unselected edit" and not concerned:
+            memo.built = 0
+            return  # no what changed and the join's inputs did not: the translator does nothing
         compute(world.views(whats), world.locations, mailboxes, memo=memo)
 
     for name, change in changes:
@@ -287,7 +303,9 @@ def decode_cost(size: str, repeat: int) -> tuple[float, int]:
     return statistics.median(timed(lambda: decode(raw)) for _ in range(repeat)), raw.count()
 
 
-_ROW = re.compile(r"^(scratch|unchanged|object edit|placement edit|location relabel)\s+([\d.]+)\s")
+_ROW = re.compile(
+    r"^(scratch|unchanged|object edit|unselected edit|placement edit|location relabel)\s+([\d.]+)\s"
+)
 
 
 def baseline(directory: Path, size: str, repeat: int) -> dict[str, float]:
