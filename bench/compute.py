@@ -1,17 +1,22 @@
-"""The translator's desired-state computation, from scratch and incremental (no server).
+"""The translator's work per event, from scratch and incremental (no server).
 
     python -m bench.compute [--size small|medium|large] [--repeat R]
 
 Builds a synthetic workload shaped like ``bench.scale``'s (N SyncTargets with one Location each, W
 WMWs holding M ConfigMaps and Deployments, a quarter of them expanding a parameter, P placements,
-placement j in WMW j mod W selecting the Locations of groups j and j+1) and times
-:func:`pkg.controllers.translator.desired.compute`:
+placement j in WMW j mod W selecting the Locations of groups j and j+1) and times what the
+controllers do for one event: the what resolver resolves again the placements that the event
+concerns (:class:`pkg.controllers.what.controller.PlacementIndex` says which, as the controller
+routes events), then :func:`pkg.controllers.translator.desired.compute` joins every placement's
+resolved what with its destinations:
 
-* ``scratch``: without a memo, as every recomputation was built before the memo existed (the
-  baseline, measured in the same run);
-* ``unchanged``: with a memo, nothing changed (fresh views of the same cached objects, as the
+* ``scratch``: every what resolved inside ``compute``, without a memo, as every recomputation was
+  built before the memo and the what resolver existed (the baseline, measured in the same run);
+* ``unchanged``: nothing changed (fresh views of the same cached objects and resolved whats, as the
   controller builds for every event);
 * ``object edit``: one ConfigMap replaced by an edited copy (as an informer delivers an update);
+* ``unselected edit``: one object of a resource that no placement could select edited (before the
+  what resolver was its own controller, any object event cost a whole join: ``unchanged``);
 * ``placement edit``: one EdgePlacement's spec replaced by an equal-but-new one plus a new clause;
 * ``location relabel``: one Location's labels changed (a parameter of its mailbox's copies).
 
@@ -21,15 +26,16 @@ again, and the ratio to ``scratch``.  The incremental cost should follow the fan
 
 The edge objects (EdgePlacement specs, Locations, destinations) are pydantic models, decoded once
 as an informer does at ingest; ``decode`` is that cost for the whole input, per object.  With
-``--baseline DIR`` (a checkout whose ``compute`` still took dicts, e.g. the lead's main before the
-typed API) the same cases run there too, in a subprocess with that checkout's code, and a
-``typed/dict`` column shows the ratio of each figure to the dict version's.
+``--baseline DIR`` (another checkout, e.g. main before a change) the same cases run there too, in a
+subprocess with that checkout's code, and a ``/base`` column shows the ratio of each figure to
+that checkout's.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import re
 import statistics
@@ -43,25 +49,20 @@ from pathlib import Path
 from typing import Any
 
 from apis.edge.v2alpha1 import EdgePlacementSpec, Location, SinglePlacement
-from pkg.controllers.translator.desired import (
-    CRDS,
-    NAMESPACES,
-    Memo,
-    Placement,
-    ResourceInfo,
-    Workspace,
-    compute,
-    mailbox_of,
-)
+from pkg.controllers.translator.desired import Memo, Placement, Workspace, compute, mailbox_of
+from pkg.controllers.what.controller import PlacementIndex
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, Resolved, ServedResource, resolve
 from pkg.controllers.what.select import EXPAND_PARAMETERS, GroupResource
 
 CM = GroupResource("", "configmaps")
 DEPLOY = GroupResource("apps", "deployments")
+SECRETS = GroupResource("", "secrets")  # served, selected by no placement
 INFO = {
-    CM: ResourceInfo(CM, "ConfigMap", True, ("v1",)),
-    DEPLOY: ResourceInfo(DEPLOY, "Deployment", True, ("v1",)),
-    NAMESPACES: ResourceInfo(NAMESPACES, "Namespace", False, ("v1",)),
-    CRDS: ResourceInfo(CRDS, "CustomResourceDefinition", False, ("v1",)),
+    SECRETS: ServedResource(SECRETS, "Secret", True, ("v1",)),
+    CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
+    DEPLOY: ServedResource(DEPLOY, "Deployment", True, ("v1",)),
+    NAMESPACES: ServedResource(NAMESPACES, "Namespace", False, ("v1",)),
+    CRDS: ServedResource(CRDS, "CustomResourceDefinition", False, ("v1",)),
 }
 SIZES = {  # N SyncTargets, W WMWs, M objects, P placements
     "small": (10, 2, 20, 2),
@@ -83,7 +84,13 @@ class World:
     w: int
     p: int
 
-    def views(self) -> list[Workspace]:
+    def resolve(self, j: int) -> Resolved:
+        """Placement j's what, as the what resolver makes it from its WMW's caches."""
+        objs = self.objects[j % self.w]
+        namespaces = {str(o["metadata"]["name"]): {} for o in objs[NAMESPACES]}
+        return resolve(self.specs[j], f"root:wmw{j % self.w}", INFO, objs, namespaces)
+
+    def views(self, whats: dict[int, Resolved] | None = None) -> list[Workspace]:
         out = []
         for w in range(self.w):
             placements = []
@@ -92,7 +99,8 @@ class World:
                     dests = [
                         d for i, d in enumerate(self.destinations) if i % self.p in (j, (j + 1) % self.p)
                     ]
-                    placements.append(Placement(f"ep{j}", self.specs[j], dests))
+                    what = whats.get(j) if whats is not None else None
+                    placements.append(Placement(f"ep{j}", self.specs[j], dests, what))
             objs = self.objects[w]
             namespaces = {str(o["metadata"]["name"]): {} for o in objs[NAMESPACES]}
             out.append(Workspace(f"wmw{w}", f"root:wmw{w}", placements, INFO, objs, namespaces, {}))
@@ -159,7 +167,7 @@ def raw_inputs(n: int, p: int) -> Raw:
 def build(n: int, w: int, m: int, p: int) -> World:
     locations, destinations, specs = decode(raw_inputs(n, p))
     objects: list[dict[GroupResource, list[dict[str, Any]]]] = [
-        {CM: [], DEPLOY: [], NAMESPACES: [], CRDS: []} for _ in range(w)
+        {CM: [], DEPLOY: [], NAMESPACES: [], CRDS: [], SECRETS: []} for _ in range(w)
     ]
     for j in range(m):
         ns = f"ns{j // 10}"
@@ -188,6 +196,11 @@ def edit_object(world: World, k: int) -> None:
     new["metadata"]["resourceVersion"] = str(k + 2)
     new["data"] = {**new["data"], "edit": str(k)}
     world.objects[0] = {**world.objects[0], CM: [new, *objs[1:]]}
+
+
+def edit_unselected(world: World, k: int) -> None:
+    secret = {"metadata": {"name": "s", "namespace": "ns0", "uid": "s0", "resourceVersion": str(k + 2)}}
+    world.objects[0] = {**world.objects[0], SECRETS: [secret]}
 
 
 def edit_placement(world: World, k: int) -> None:
@@ -227,6 +240,17 @@ raise SystemExit(b.main(sys.argv[1:]))
 """
 
 
+def affected(world: World, index: PlacementIndex, name: str) -> list[int]:
+    """The placements an event concerns, by the what resolver's routing."""
+    if name == "object edit":  # a ConfigMap of WMW 0
+        return sorted(int(n[2:]) for n in index.selecting("wmw0", CM))
+    if name == "unselected edit":  # a Secret of WMW 0, which no placement could select
+        return sorted(int(n[2:]) for n in index.selecting("wmw0", SECRETS))
+    if name == "placement edit":
+        return [0]
+    return []  # unchanged; a Location concerns no what, only the join
+
+
 def run(size: str, repeat: int) -> list[tuple[str, float, int, int]]:
     world = build(*SIZES[size])
     mailboxes = world.mailboxes()
@@ -235,22 +259,38 @@ def run(size: str, repeat: int) -> list[tuple[str, float, int, int]]:
     desired = compute(world.views(), world.locations, mailboxes)
     copies = sum(len(md.copies) for md in desired.mailboxes.values())
     rows.append(("scratch", statistics.median(scratch), len(desired.mailboxes), copies))
+    index = PlacementIndex()
+    whats = {j: world.resolve(j) for j in range(world.p)}
+    for j, what in whats.items():
+        index.set((f"wmw{j % world.w}", f"ep{j}"), what.compiled)
     memo = Memo()
-    compute(world.views(), world.locations, mailboxes, memo=memo)
+    compute(world.views(whats), world.locations, mailboxes, memo=memo)
     changes: list[tuple[str, Callable[[World, int], None] | None]] = [
         ("unchanged", None),
         ("object edit", edit_object),
+        ("unselected edit", edit_unselected),
         ("placement edit", edit_placement),
         ("location relabel", relabel_location),
     ]
+
+    def event(name: str) -> None:
+        concerned = affected(world, index, name)
+        for j in concerned:
+            whats[j] = world.resolve(j)
+            index.set((f"wmw{j % world.w}", f"ep{j}"), whats[j].compiled)
+        if name == "unselected edit" and not concerned:
+            memo.built = 0
+            return  # no what changed and the join's inputs did not: the translator does nothing
+        compute(world.views(whats), world.locations, mailboxes, memo=memo)
+
     for name, change in changes:
         times, built = [], []
         for k in range(repeat):
             if change is not None:
                 change(world, k)
-            times.append(timed(lambda: compute(world.views(), world.locations, mailboxes, memo=memo)))
+            times.append(timed(functools.partial(event, name)))
             built.append(memo.built)
-            got = compute(world.views(), world.locations, mailboxes, memo=memo)
+            got = compute(world.views(whats), world.locations, mailboxes, memo=memo)
             assert got == compute(world.views(), world.locations, mailboxes), f"{name}: memo differs"
         rows.append((name, statistics.median(times), max(built), copies))
     return rows
@@ -263,7 +303,9 @@ def decode_cost(size: str, repeat: int) -> tuple[float, int]:
     return statistics.median(timed(lambda: decode(raw)) for _ in range(repeat)), raw.count()
 
 
-_ROW = re.compile(r"^(scratch|unchanged|object edit|placement edit|location relabel)\s+([\d.]+)\s")
+_ROW = re.compile(
+    r"^(scratch|unchanged|object edit|unselected edit|placement edit|location relabel)\s+([\d.]+)\s"
+)
 
 
 def baseline(directory: Path, size: str, repeat: int) -> dict[str, float]:
@@ -288,12 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="medium")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--baseline", type=Path, help="a checkout whose compute takes dicts, run beside")
-    ap.add_argument("--rounds", type=int, default=3, help="turns of baseline and typed runs")
+    ap.add_argument("--baseline", type=Path, help="another checkout, its bench.compute run beside")
+    ap.add_argument("--rounds", type=int, default=3, help="turns of baseline and own runs")
     args = ap.parse_args(argv)
     n, w, m, p = SIZES[args.size]
     print(f"size {args.size}: N={n} SyncTargets, W={w} WMWs, M={m} objects, P={p} placements")
-    # With a baseline, the dict version and this one take turns, ``--rounds`` times; each keeps
+    # With a baseline, that checkout and this one take turns, ``--rounds`` times; each keeps
     # its fastest median per case, so load from elsewhere on the machine counts for neither.
     dicts: dict[str, float] = {}
     rows: list[tuple[str, float, int, int]] = []
@@ -306,12 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     base = rows[0][1]
     print(
         f"{'case':<18}{'median ms':>10}{'built':>8}{'ratio':>8}"
-        + (f"{'dict ms':>10}{'typed/dict':>12}" if dicts else "")
+        + (f"{'base ms':>10}{'/base':>8}" if dicts else "")
     )
     for name, seconds, built, _ in rows:
         line = f"{name:<18}{seconds * 1000:>10.1f}{built:>8}{seconds / base:>8.2f}"
         if name in dicts:
-            line += f"{dicts[name]:>10.1f}{seconds * 1000 / dicts[name]:>12.2f}"
+            line += f"{dicts[name]:>10.1f}{seconds * 1000 / dicts[name]:>8.2f}"
         print(line)
     print(f"copies in the desired state: {rows[0][3]}; 'built' = mailboxes built (scratch: all)")
     seconds, count = decode_cost(args.size, args.repeat)
@@ -321,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if dicts:
         with_decode = (base + seconds) * 1000 / dicts["scratch"]
-        print(f"scratch + one full decode, typed/dict: {with_decode:.2f}")
+        print(f"scratch + one full decode, /base: {with_decode:.2f}")
     return 0
 
 

@@ -87,8 +87,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from apis.edge.v2alpha1.naming import mailbox_name
 from pkg import bootstrap
-from pkg.controllers.translator.desired import mailbox_name
 from pkg.runtime import kcp
 from pkg.runtime.rest import ApiError, RestClient, WriteCounter
 from test.e2e.kcpserver import REPO, KcpServer

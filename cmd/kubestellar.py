@@ -17,12 +17,13 @@ the one result line per verb.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from apis.machinery.labels import validate_label_key, validate_label_value
 from pkg import bootstrap
-from pkg.labels import validate_label_key, validate_label_value
 from pkg.runtime import kcp, klog
 from pkg.runtime.app import add_manager_flags, report_errors, run_manager
 from pkg.runtime.connections import add_connection_flags, server_client
@@ -93,7 +94,10 @@ def cmd_ensure_wmw(args: argparse.Namespace) -> None:
 def cmd_start(args: argparse.Namespace) -> None:
     from pkg.controllers import mailbox, translator, where
 
-    code = run_manager(PROG, args, [mailbox.setup, where.setup, translator.setup])
+    from .mailbox_controller import kube_exports
+
+    mailboxes = functools.partial(mailbox.setup, exports=kube_exports())
+    code = run_manager(PROG, args, [mailboxes, where.setup, translator.setup])
     if code:
         raise SystemExit(code)
 

@@ -84,6 +84,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def kube_exports() -> list[str]:
+    """The kube exports that ``init`` makes in root:compute (TMC's ``kubernetes`` and ours)."""
+    return [kcp.KUBERNETES_EXPORT, *bootstrap.kube_export_names()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_controller_args(parser(), argv)
 
@@ -94,7 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         recorder: EventRecorder,
         concurrency: int,
     ) -> object:
-        return mailbox.setup(manager, factory, connections, recorder, concurrency, espw_path=args.espw_path)
+        return mailbox.setup(
+            manager,
+            factory,
+            connections,
+            recorder,
+            concurrency,
+            espw_path=args.espw_path,
+            exports=kube_exports(),
+        )
 
     return main_of(PROG, lambda: run_manager(PROG, args, [setup]))
 

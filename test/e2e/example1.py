@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from apis.edge.v2alpha1.naming import mailbox_name
 from pkg import bootstrap
-from pkg.controllers.translator.desired import mailbox_name
 from pkg.runtime import kcp
 from pkg.runtime.rest import ApiError, RestClient
 from test.e2e.kcpserver import REPO, unique

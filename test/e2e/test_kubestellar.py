@@ -86,6 +86,14 @@ def test_example1_from_nothing(kcp_server: KcpServer, initialized: RestClient, t
             metrics = r.read().decode()
         assert "kubestellar_client_writes_total" in metrics
         assert "workqueue_adds_total" in metrics
+        # One workqueue per controller: the mailbox controller, both resolvers, the translator's.
+        for queue in (
+            "mailbox-controller",
+            "where-resolver",
+            "what-resolver",
+            "placement-translator-mailbox",
+        ):
+            assert f'workqueue_adds_total{{name="{queue}"}}' in metrics, queue
 
         # A Location label change moves the special workload away from guilder.
         imw = kcp.cluster(c, ex.imw)

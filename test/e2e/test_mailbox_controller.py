@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from cmd import mailbox_controller
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -102,7 +103,7 @@ def _annotation(admin: RestClient, name: str) -> str | None:
 
 
 def _bound(admin: RestClient, cluster: str) -> bool:
-    want = {b for b, _, _ in mailbox.wanted_bindings()}
+    want = {b for b, _, _ in mailbox.wanted_bindings(mailbox_controller.kube_exports())}
     items = kcp.cluster(admin, cluster).get(f"{kcp.APIS}/apibindings")["items"]
     bound = {b["metadata"]["name"] for b in items if (b.get("status") or {}).get("phase") == "Bound"}
     return want <= bound

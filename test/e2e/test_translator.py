@@ -221,6 +221,10 @@ def test_example1_converges_and_repairs(
             "count 1",
             lambda: count(wmw_s, "/apis/apps/v1/namespaces/specialstuff/deployments/speciald") == "1",
         )
+        rs_path = "/apis/apps/v1/namespaces/commonstuff/replicasets/commond"
+        eventually(
+            "count 2", lambda: count(wmw_c, "/api/v1/namespaces/commonstuff/configmaps/httpd-htdocs") == "2"
+        )
         crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/crontabs.stable.example.com"
         assert count(wmw_s, crd) is None
 
@@ -276,6 +280,10 @@ def test_example1_converges_and_repairs(
         eventually("florin copy deleted", lambda: get(florin, cm_path) is None)
         assert get(guilder, "/apis/apps/v1/namespaces/commonstuff/replicasets/commond") is None
         assert get(florin, "/api/v1/namespaces/commonstuff") is not None  # namespaces stay
+        # wmw-c has no placement left: none wants singleton state of its objects any more, so
+        # their executing-count goes (it stayed at "2" on commond before).
+        eventually("commond's count removed", lambda: count(wmw_c, rs_path) is None)
+        assert count(wmw_c, cm_path) is None
 
     # A restart with nothing changed writes nothing (into this test's workspaces: other tests on
     # the shared server may have left bad input that is rightly retried).

@@ -36,15 +36,14 @@ from hypothesis import strategies as st
 
 from apis.edge.v2alpha1 import Customizer, EdgePlacement, EdgePlacementSpec, Location, SyncTarget
 from pkg.controllers.translator.desired import (
-    CopyKey,
     Desired,
     Placement,
-    ResourceInfo,
     Workspace,
     compute,
     destinations,
     syncer_config_json,
 )
+from pkg.controllers.what.resolve import CopyKey, ServedResource
 from pkg.controllers.what.select import GroupResource
 from pkg.controllers.where.resolve import resolve
 from test.unit.property_settings import Coverage, coverage_fixture, examples
@@ -643,11 +642,11 @@ def inputs(
     views = []
     for w in world.wmws:
         resources = {
-            gr: ResourceInfo(gr, kind, namespaced, ("v1",))
+            gr: ServedResource(gr, kind, namespaced, ("v1",))
             for gr, (_, kind, namespaced) in KINDS.items()
             if gr != CRONTABS
         }
-        resources[CRONTABS] = ResourceInfo(CRONTABS, "CronTab", True, tuple(w["versions"]), crd=CRD_NAME)
+        resources[CRONTABS] = ServedResource(CRONTABS, "CronTab", True, tuple(w["versions"]), crd=CRD_NAME)
         objects: dict[GroupResource, list[Obj]] = defaultdict(list)
         for o in w["objects"]:
             objects[gr_of(o)].append(o)

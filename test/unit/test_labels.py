@@ -1,4 +1,5 @@
-"""pkg.labels: metav1.LabelSelector parsing and matching (behaviour 1.1, 2.2, 4.2; scenarios C2e, C28)."""
+"""apis.machinery.labels: metav1.LabelSelector parsing and matching (behaviour 1.1, 2.2, 4.2;
+scenarios C2e, C28)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pkg.labels import (
+from apis.machinery.labels import (
     Selector,
     SelectorError,
     matches_any,

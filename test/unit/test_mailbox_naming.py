@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from cmd.mailbox_controller import kube_exports
 
 import pytest
 
@@ -16,6 +17,7 @@ from pkg.controllers.mailbox import (
 )
 from pkg.controllers.mailbox.controller import mailbox_of
 
+KUBE_EXPORTS = kube_exports()
 UID_F = "0d5e8a36-6a1f-4bd6-9c55-3f0b0d0c1f01"
 
 
@@ -86,11 +88,15 @@ def test_mailbox_of_a_listed_sync_target() -> None:
 
 
 def test_mailboxes_bind_the_edge_export_once_and_every_kube_export() -> None:
-    bindings = wanted_bindings()
+    bindings = wanted_bindings(KUBE_EXPORTS)
     names = [b[0] for b in bindings]
     assert names[0] == "bind-edge" and bindings[0][1:] == ("root:espw", "edge.kubestellar.io")
     assert "bind-espw" not in names  # a second binding to the edge export would conflict
     assert "bind-kubernetes" in names and "bind-apps" in names
     assert len(set(names)) == len(names)
     assert [b for b in bindings if b[2] == "edge.kubestellar.io"] == [bindings[0]]
-    assert wanted_bindings("root:other")[0] == ("bind-edge", "root:other", "edge.kubestellar.io")
+    assert wanted_bindings(KUBE_EXPORTS, "root:other")[0] == (
+        "bind-edge",
+        "root:other",
+        "edge.kubestellar.io",
+    )

@@ -20,20 +20,17 @@ import yaml
 from pydantic import ValidationError
 
 from apis.edge.v2alpha1 import Customizer, EdgePlacementSpec, Location, SinglePlacement
+from apis.edge.v2alpha1.naming import mailbox_name
 from pkg.controllers.translator.desired import (
-    CRDS,
-    NAMESPACES,
-    CopyKey,
     Desired,
     MailboxDesired,
     Placement,
-    ResourceInfo,
     Workspace,
     compute,
     destinations,
-    mailbox_name,
     syncer_config_json,
 )
+from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey, ServedResource
 from pkg.controllers.what.select import (
     CUSTOMIZER_ANNOTATION,
     DOWNSYNC_OVERWRITE,
@@ -56,16 +53,16 @@ SPROCKETS = GroupResource("group1.test", "sprockets")
 CUSTOMIZERS = GroupResource(EDGE_GROUP, "customizers")
 
 INFO = {
-    CM: ResourceInfo(CM, "ConfigMap", True, ("v1",)),
-    SA: ResourceInfo(SA, "ServiceAccount", True, ("v1",)),
-    RS: ResourceInfo(RS, "ReplicaSet", True, ("v1",)),
-    DEPLOY: ResourceInfo(DEPLOY, "Deployment", True, ("v1",)),
-    APISVC: ResourceInfo(APISVC, "APIService", False, ("v1",)),
-    CRONTABS: ResourceInfo(CRONTABS, "CronTab", True, ("v1",), crd="crontabs.stable.example.com"),
-    NAMESPACES: ResourceInfo(NAMESPACES, "Namespace", False, ("v1",)),
-    CRDS: ResourceInfo(CRDS, "CustomResourceDefinition", False, ("v1",)),
-    SPROCKETS: ResourceInfo(SPROCKETS, "Sprocket", True, ("v1",), crd="sprockets.group1.test"),
-    CUSTOMIZERS: ResourceInfo(CUSTOMIZERS, "Customizer", True, ("v2alpha1",)),
+    CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
+    SA: ServedResource(SA, "ServiceAccount", True, ("v1",)),
+    RS: ServedResource(RS, "ReplicaSet", True, ("v1",)),
+    DEPLOY: ServedResource(DEPLOY, "Deployment", True, ("v1",)),
+    APISVC: ServedResource(APISVC, "APIService", False, ("v1",)),
+    CRONTABS: ServedResource(CRONTABS, "CronTab", True, ("v1",), crd="crontabs.stable.example.com"),
+    NAMESPACES: ServedResource(NAMESPACES, "Namespace", False, ("v1",)),
+    CRDS: ServedResource(CRDS, "CustomResourceDefinition", False, ("v1",)),
+    SPROCKETS: ServedResource(SPROCKETS, "Sprocket", True, ("v1",), crd="sprockets.group1.test"),
+    CUSTOMIZERS: ServedResource(CUSTOMIZERS, "Customizer", True, ("v2alpha1",)),
 }
 
 # Noise that a server puts on every object; none of it may reach a copy.
@@ -136,7 +133,7 @@ def workspace(
     placements: Iterable[Placement],
     *,
     path: str | None = None,
-    resources: Mapping[GroupResource, ResourceInfo] | None = None,
+    resources: Mapping[GroupResource, ServedResource] | None = None,
     customizers: Iterable[Mapping[str, Any]] = (),
 ) -> Workspace:
     by_gr: dict[GroupResource, list[Mapping[str, Any]]] = {gr: [] for gr in resources or INFO}
@@ -989,7 +986,7 @@ def test_same_object_from_two_workspaces_to_different_mailboxes_is_no_conflict()
 def _crontab_ws(
     cluster: str, versions: tuple[str, ...], name: str, dests: list[Destination], **kw: Any
 ) -> Workspace:
-    info = ResourceInfo(CRONTABS, "CronTab", True, versions, crd="crontabs.stable.example.com")
+    info = ServedResource(CRONTABS, "CronTab", True, versions, crd="crontabs.stable.example.com")
     resources = {**INFO, CRONTABS: info}
     crd = obj(
         "apiextensions.k8s.io/v1",

@@ -13,6 +13,7 @@ equal a computation from scratch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +21,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from pkg.controllers.translator.desired import Memo, compute
+from pkg.controllers.translator.desired import Memo, Workspace, compute
+from pkg.controllers.what.resolve import resolve
 from test.unit.property_settings import Coverage, coverage_fixture, examples
 from test.unit.test_isolation_property import (
     CLUSTER_ANN,
@@ -188,6 +190,7 @@ def coverage() -> Iterator[Coverage]:
 def test_memoized_compute_equals_compute_from_scratch(coverage: Coverage, data: st.DataObject) -> None:
     world = data.draw(worlds())
     memo = Memo()
+    memo_resolved = Memo()  # as the controller runs it: whats resolved beforehand, by the what resolver
     applied: list[str] = []  # the changes that a computation followed
     kind = ""
     for step in range(data.draw(st.integers(2, 6))):  # at least one change between two computations
@@ -195,12 +198,28 @@ def test_memoized_compute_equals_compute_from_scratch(coverage: Coverage, data: 
         got = compute(views, locations, mailboxes, memo=memo)
         want = compute(views, locations, mailboxes)
         assert got == want, f"step {step}"
+        joined = compute(resolved(views), locations, mailboxes, memo=memo_resolved)
+        assert joined == want, f"step {step}: with resolved whats"
         event(f"mailboxes reused: {memo.built < len(got.mailboxes)}")
         if step:
             event(f"change: {kind}")
             applied.append(kind.split(" ")[0])
         kind, world = data.draw(changes(world))
     coverage.example({f"change: {k}": k in applied for k in KINDS})
+
+
+def resolved(views: list[Workspace]) -> list[Workspace]:
+    """The same workspaces, each placement carrying its what as the what resolver resolves it."""
+    return [
+        dataclasses.replace(
+            ws,
+            placements=[
+                dataclasses.replace(p, what=resolve(p.spec, ws.path, ws.resources, ws.objects, ws.namespaces))
+                for p in ws.placements
+            ],
+        )
+        for ws in views
+    ]
 
 
 def two_wmws() -> World:

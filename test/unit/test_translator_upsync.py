@@ -6,17 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from apis.edge.v2alpha1 import EdgePlacementSpec, SinglePlacement, UpsyncSet
-from pkg.controllers.translator.desired import (
-    CRDS,
-    CopyKey,
-    Placement,
-    ResourceInfo,
-    Workspace,
-    compute,
-    mailbox_of,
-    syncer_config_json,
-)
+from pkg.controllers.translator.desired import Placement, Workspace, compute, mailbox_of, syncer_config_json
 from pkg.controllers.translator.upsync import UpsyncSource, upsync_crds
+from pkg.controllers.what.resolve import CRDS, CopyKey, ServedResource
 from pkg.controllers.what.select import GroupResource
 
 SPROCKETS = GroupResource("group1.test", "sprockets")
@@ -97,12 +89,14 @@ def test_a_deleting_crd_is_not_projected_and_groupless_clauses_name_nothing() ->
 
 def wmw(cluster: str, path: str, crds: Sequence[dict[str, Any]], spec: dict[str, Any]) -> Workspace:
     resources = {
-        CM: ResourceInfo(CM, "ConfigMap", True, ("v1",)),
-        CRDS: ResourceInfo(CRDS, "CustomResourceDefinition", False, ("v1",)),
+        CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
+        CRDS: ServedResource(CRDS, "CustomResourceDefinition", False, ("v1",)),
     }
     for c in crds:
         gr = GroupResource(c["spec"]["group"], c["spec"]["names"]["plural"])
-        resources[gr] = ResourceInfo(gr, c["spec"]["names"]["kind"], True, ("v1",), crd=c["metadata"]["name"])
+        resources[gr] = ServedResource(
+            gr, c["spec"]["names"]["kind"], True, ("v1",), crd=c["metadata"]["name"]
+        )
     objects: dict[GroupResource, list[Mapping[str, Any]]] = {CRDS: list(crds), CM: []}
     placement = Placement("p", EdgePlacementSpec.model_validate(spec), [DEST])
     return Workspace(cluster, path, [placement], resources, objects, {}, {})

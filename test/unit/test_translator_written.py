@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pkg.controllers.translator.written import Written
+from pkg.controllers.written import Written
 
 
 def obj(rv: str, **data: Any) -> dict[str, Any]:
@@ -28,12 +28,32 @@ def test_a_create_hides_an_empty_cache_until_it_shows_the_object() -> None:
     assert w.fresh("k", None) is None  # forgotten: the cache is the truth again
 
 
-def test_an_update_hides_older_cached_versions() -> None:
+def test_an_update_hides_the_version_it_replaced() -> None:
     w = Written()
-    w.wrote("k", obj("20", a="new"))
+    w.wrote("k", obj("20", a="new"), replaced=obj("19", a="old"))
     assert w.fresh("k", obj("19", a="old"))["data"] == {"a": "new"}
     same = obj("20", a="new")
     assert w.fresh("k", same) is same
+
+
+def test_resource_versions_are_opaque_never_ordered() -> None:
+    """A version we did not replace is believed, whatever it looks like next to ours."""
+    w = Written()
+    w.wrote("k", obj("b20", a="new"), replaced=obj("x19", a="old"))
+    later = obj("a05", a="theirs")  # "smaller" as a string and not a number: still not ours to hide
+    assert w.fresh("k", later) is later
+    assert w.fresh("k", obj("x19")) is not None and w.fresh("k", obj("x19"))["data"] == {}
+
+
+def test_a_chain_of_writes_hides_every_version_it_replaced() -> None:
+    w = Written()
+    first = obj("7", a="1")
+    w.wrote("k", first, replaced=obj("5"))
+    w.wrote("k", obj("9", a="2"), replaced=first)  # based on our own first write
+    assert w.fresh("k", obj("5"))["data"] == {"a": "2"}  # the cache lags two writes behind
+    assert w.fresh("k", obj("7", a="1"))["data"] == {"a": "2"}
+    caught_up = obj("9", a="2")
+    assert w.fresh("k", caught_up) is caught_up
 
 
 def test_a_delete_hides_the_deleted_version_only() -> None:

@@ -1,10 +1,11 @@
 """The mailbox controller (behaviour 3, spec decisions 1 and 8, scenarios A.1, C3, C15, C29).
 
 One mailbox workspace under ``root`` per SyncTarget of every inventory workspace, named by
-:func:`~pkg.controllers.mailbox.naming.mailbox_name`, annotated with the SyncTarget's name, and
-holding an APIBinding ``bind-edge`` to the edge export plus every kube-type binding that a WMW gets
-(``bootstrap.wmw_bindings()`` without its ``bind-espw``: a second binding to the edge export would
-be a naming conflict in kcp), so that a mailbox serves every kube type a WMW can hold.
+:func:`~apis.edge.v2alpha1.naming.mailbox_name`, annotated with the SyncTarget's name, and
+holding an APIBinding ``bind-edge`` to the edge export plus ``bind-<export>`` for every kube-type
+export in root:compute, as a WMW gets them (but not a WMW's ``bind-espw``: a second binding to the
+edge export would be a naming conflict in kcp), so that a mailbox serves every kube type a WMW can
+hold.
 
 Work items are mailbox names.  They come from SyncTarget events (read through the edge APIExport's
 virtual workspace), from events on root's Workspaces whose names look like mailboxes, and from
@@ -25,24 +26,23 @@ Event on the SyncTarget (in its inventory workspace) and a log line.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from apis.edge.v2alpha1 import SyncTarget
-from apis.machinery.meta import cluster_of
-from pkg import bootstrap
-from pkg.controllers.mailbox.naming import (
+from apis.edge.v2alpha1 import SyncTarget, resources
+from apis.edge.v2alpha1 import constants as edge_api
+from apis.edge.v2alpha1.naming import (
     SYNC_TARGET_NAME_ANNOTATION,
     InvalidMailboxName,
     is_mailbox_name,
     mailbox_name,
 )
+from apis.machinery.meta import cluster_of
 from pkg.controllers.where.controller import edge_view
 from pkg.runtime import kcp
-from pkg.runtime.connections import Connections
+from pkg.runtime.connections import ESPW_PATH, Connections
 from pkg.runtime.controller import Controller, Result
 from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import SharedInformerFactory
@@ -63,7 +63,6 @@ MAILBOX_INDEX = "mailbox"  # on SyncTargets: the mailbox name
 NAME_INDEX = "name"  # on Workspaces: metadata.name
 LOGICAL_CLUSTER_INDEX = "logicalcluster"  # on Workspaces: spec.cluster
 
-EDGE_API = bootstrap.EDGE_API
 REASON_INVALID_NAME = "InvalidMailboxName"
 CLAIM_LABEL = "claimed.internal.apis.kcp.io"
 
@@ -100,15 +99,20 @@ def _deleting(st: SyncTarget) -> bool:
     return st.metadata.deletion_timestamp is not None
 
 
-@functools.cache
-def _kube_bindings() -> tuple[tuple[str, str, str], ...]:
-    # bootstrap.wmw_bindings() parses the kube export manifests (seconds of YAML): once suffices.
-    return tuple(b for b in bootstrap.wmw_bindings() if b[2] != bootstrap.EDGE_EXPORT)
+def kube_exports(allclusters: RestClient) -> list[str]:
+    """The names of the kube-type APIExports in root:compute (TMC's ``kubernetes`` and those that
+    ``init`` adds)."""
+    listed = kcp.cluster(allclusters, kcp.COMPUTE_WORKSPACE).get(kcp.API_EXPORTS.path())
+    return sorted(Meta(e).name for e in listed.get("items") or [])
 
 
-def wanted_bindings(espw_path: str = bootstrap.ESPW) -> list[tuple[str, str, str]]:
-    """(binding name, export workspace path, export name) for every binding a mailbox gets."""
-    return [(EDGE_BINDING, espw_path, bootstrap.EDGE_EXPORT), *_kube_bindings()]
+def wanted_bindings(exports: Sequence[str], espw_path: str = ESPW_PATH) -> list[tuple[str, str, str]]:
+    """(binding name, export workspace path, export name) for every binding a mailbox gets: the
+    edge export's, then one per kube export in root:compute."""
+    kube = [
+        (f"bind-{n}", kcp.COMPUTE_WORKSPACE, n) for n in sorted(set(exports)) if n != edge_api.EXPORT_NAME
+    ]
+    return [(EDGE_BINDING, espw_path, edge_api.EXPORT_NAME), *kube]
 
 
 class MailboxController:
@@ -122,22 +126,23 @@ class MailboxController:
         factory: SharedInformerFactory,
         recorder: EventRecorder,
         *,
-        espw_path: str = bootstrap.ESPW,
+        espw_path: str = ESPW_PATH,
         workers: int = DEFAULT_WORKERS,
+        exports: Sequence[str] = (),
     ) -> None:
         self.root = kcp.cluster(root, kcp.ROOT)  # the workspace that holds the mailboxes
         self.allclusters = allclusters  # server root: /clusters/<mailbox cluster> for bindings
         self.recorder = recorder
-        self.bindings_wanted = wanted_bindings(espw_path)
+        self.bindings_wanted = wanted_bindings(exports, espw_path)
         self.sync_targets = factory.informer(
-            view, f"{EDGE_API}/synctargets", indexers={MAILBOX_INDEX: _mailbox_index}, model=SyncTarget
+            view, resources.SYNC_TARGETS.path(), indexers={MAILBOX_INDEX: _mailbox_index}, model=SyncTarget
         )
         self.workspaces = factory.informer(
             self.root,
-            f"{kcp.TENANCY}/workspaces",
+            kcp.WORKSPACES.path(),
             indexers={NAME_INDEX: _name_index, LOGICAL_CLUSTER_INDEX: _logical_cluster_index},
         )
-        self.bindings = factory.informer(kcp.wildcard(allclusters), f"{kcp.APIS}/apibindings")
+        self.bindings = factory.informer(kcp.wildcard(allclusters), kcp.API_BINDINGS.path())
         self.controller: Controller[str] = Controller(NAME, self.reconcile, workers=workers)
         self._reported: set[tuple[str, str]] = set()
         # Objects we created whose add event has not come yet: (cluster or "", name).
@@ -229,7 +234,7 @@ class MailboxController:
                 }
             }
             try:
-                self.root.patch(f"{kcp.TENANCY}/workspaces/{name}", patch)
+                self.root.patch(kcp.WORKSPACES.path(name=name), patch)
             except ApiError as e:
                 if e.not_found or e.conflict:  # our cache is behind: its events bring the name back
                     return Result(requeue=True)
@@ -249,7 +254,7 @@ class MailboxController:
             "spec": {"type": dict(kcp.UNIVERSAL_TYPE)},
         }
         try:
-            self.root.create(f"{kcp.TENANCY}/workspaces", body, params={"fieldManager": FIELD_MANAGER})
+            self.root.create(kcp.WORKSPACES.path(), body, params={"fieldManager": FIELD_MANAGER})
         except ApiError as e:
             if not e.already_exists:
                 raise
@@ -261,7 +266,7 @@ class MailboxController:
         uid = Meta(ws).uid
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
-            self.root.delete(f"{kcp.TENANCY}/workspaces/{name}", body)
+            self.root.delete(kcp.WORKSPACES.path(name=name), body)
         except ApiError as e:
             if not e.not_found:
                 raise
@@ -282,9 +287,7 @@ class MailboxController:
                 "spec": {"reference": {"export": {"path": export_path, "name": export_name}}},
             }
             try:
-                created = client.create(
-                    f"{kcp.APIS}/apibindings", body, params={"fieldManager": FIELD_MANAGER}
-                )
+                created = client.create(kcp.API_BINDINGS.path(), body, params={"fieldManager": FIELD_MANAGER})
             except ApiError as e:
                 if e.status == 403 and CLAIM_LABEL in e.message:
                     # A just-Ready workspace whose default bindings' permission claims are still
@@ -318,11 +321,13 @@ def setup(
     recorder: EventRecorder,
     concurrency: int = DEFAULT_WORKERS,
     *,
-    espw_path: str = bootstrap.ESPW,
+    espw_path: str = ESPW_PATH,
+    exports: Sequence[str] | None = None,
 ) -> MailboxController:
     """Create the mailbox controller's informers (in ``factory``) and add it to ``manager``.
 
-    Waits until the edge APIExport in the ESPW has its virtual workspace.
+    ``exports`` are the kube exports whose bindings mailboxes get (by default, those found in
+    root:compute now).  Waits until the edge APIExport in the ESPW has its virtual workspace.
     """
     controller = MailboxController(
         edge_view(connections.espw),
@@ -332,6 +337,7 @@ def setup(
         recorder,
         espw_path=espw_path,
         workers=concurrency,
+        exports=kube_exports(connections.allclusters) if exports is None else exports,
     )
     manager.add(controller.controller)
     return controller

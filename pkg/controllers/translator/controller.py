@@ -1,19 +1,20 @@
 """The placement translator: keeps every mailbox equal to :func:`desired.compute` of the caches.
 
-Four small controllers share the informers:
+Its reconcilers, each with its own workqueue, share one :class:`~.view.View`:
 
-* ``compute`` (one key, one worker): whenever an input changes, rebuild the view of every WMW from
-  the caches, compute the desired state of every mailbox (building again only those whose inputs
-  changed: :class:`desired.Memo`), start the informers it needs, report problems, and enqueue
-  the mailboxes, source objects and placements to reconcile.  Events that arrive while it
-  computes coalesce into one more run (the workqueue's dirty set).
-* ``mailbox`` (key: mailbox name): writes the difference between the desired and the cached
-  content of one mailbox: Namespaces, then CRDs, then the other copies; deletes stale projected
-  copies; then writes ``the-one``.  Copies wait, with a reason, until their resource is served.
-* ``source`` (key: WMW cluster and object): the ``kubestellar.io/executing-count`` annotation and
-  the return of a singleton's reported state.
-* ``status`` (key: WMW cluster and placement name): the ``Projected`` condition, by server-side
-  apply on the status subresource with field manager ``placement-translator``.
+* ``what-resolver`` (key: EdgePlacement cluster and name, :mod:`pkg.controllers.what.controller`):
+  each placement's resolved what, in a store that enqueues the join when one changes;
+* ``placement-translator-compute`` (one key, one worker, :class:`JoinReconciler`): joins every
+  placement's resolved what with its SinglePlacementSlice's destinations into the desired state of
+  every mailbox (building again only those whose inputs changed: :class:`desired.Memo`), reports
+  problems, and enqueues the mailboxes, source objects and placements to reconcile.  Events that
+  arrive while it runs coalesce into one more run;
+* ``placement-translator-mailbox`` (key: mailbox name, :class:`.mailbox.MailboxReconciler`): writes
+  the difference between a mailbox's desired and cached content;
+* ``placement-translator-source`` (key: WMW cluster and object, :class:`.status.SourceReconciler`):
+  executing-count and the return of a singleton's reported state;
+* ``placement-translator-status`` (key: WMW cluster and placement, :class:`.status.PlacementReconciler`):
+  the ``Projected`` condition.
 
 Reads of the edge API go through the edge APIExport's virtual workspace; workload objects are read
 per WMW and mailbox copies per mailbox (``/clusters/<name>``), where all writes go too.
@@ -22,11 +23,19 @@ per WMW and mailbox copies per mailbox (``/clusters/<name>``), where all writes 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from apis.edge.v2alpha1 import Customizer, EdgePlacement, Location, SinglePlacementSlice, SyncerConfig
+from apis.edge.v2alpha1 import (
+    API_VERSION,
+    Customizer,
+    EdgePlacement,
+    Location,
+    SinglePlacementSlice,
+    SyncerConfig,
+    resources,
+)
+from apis.edge.v2alpha1 import constants as api
 from apis.edge.v2alpha1.listers import (
     CustomizerLister,
     EdgePlacementLister,
@@ -34,46 +43,168 @@ from apis.edge.v2alpha1.listers import (
     SinglePlacementSliceLister,
     SyncerConfigLister,
 )
+from apis.edge.v2alpha1.naming import is_mailbox_name
 from apis.machinery.meta import cluster_of
-from pkg.controllers.translator.base import EDGE, NAME, THE_ONE, WORKSPACES, Mailbox, Wmw
-from pkg.controllers.translator.desired import (
-    CRDS,
-    CopyKey,
-    Desired,
-    Memo,
-    Placement,
-    ResourceInfo,
-    Workspace,
-    compute,
-    destinations,
-    mailbox_of,
-)
-from pkg.controllers.translator.mailbox import MailboxWriter
-from pkg.controllers.translator.status import StatusWriter
-from pkg.controllers.translator.written import Written
-from pkg.controllers.what.select import (
-    EDGE_GROUP,
-    EXECUTING_COUNT,
-    GroupResource,
-    compile_placement,
-    could_select,
-    excluded,
-)
+from pkg.controllers.translator.desired import Memo, Placement, Workspace, compute, destinations, mailbox_of
+from pkg.controllers.translator.mailbox import MailboxReconciler
+from pkg.controllers.translator.status import PlacementReconciler, SourceReconciler
+from pkg.controllers.translator.view import NAME, Listers, Queues, Reports, SourceKey, View
+from pkg.controllers.what.controller import NAME as WHAT_RESOLVER
+from pkg.controllers.what.controller import PlacementIndex, WhatResolver, WhatStore, WmwCaches, WmwEvents
+from pkg.controllers.what.resolve import CRDS, CopyKey
+from pkg.controllers.what.select import GroupResource, could_select
 from pkg.runtime import kcp
 from pkg.runtime.controller import Controller, Result
-from pkg.runtime.discovery import APIResource, Discovery
+from pkg.runtime.discovery import Discovery
 from pkg.runtime.events import EventRecorder, ObjectRef
 from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.klog import V
 from pkg.runtime.meta import Meta, resource_version_of
-from pkg.runtime.rest import ApiError, RestClient
-from pkg.runtime.store import Object
+from pkg.runtime.rest import RestClient
 
 log = logging.getLogger(__name__)
 _ALL = "all"
 
 
-class Translator(MailboxWriter, StatusWriter):
+def droppable_wmws(
+    watched: Iterable[str], with_placements: Iterable[str], annotated: Iterable[SourceKey]
+) -> set[str]:
+    """The WMWs to stop watching: those without placements and without an object that still
+    carries our ``executing-count``.  A WMW whose last placement went stays watched until the
+    source reconciler has removed the annotation from every object it put it on (its source
+    caches are needed for that); then that reconciler asks for a join, which drops it."""
+    keep = set(with_placements) | {cluster for cluster, _ in annotated}
+    return {cluster for cluster in watched if cluster not in keep}
+
+
+class JoinReconciler:
+    """Joins every placement's resolved what with its where into the view's desired snapshot."""
+
+    def __init__(self, view: View, queues: Queues) -> None:
+        self.view = view
+        self.queues = queues
+        self.memo = Memo()  # only the mailboxes whose inputs changed are built again
+        self._scanned: set[tuple[str, GroupResource, int]] = set()  # source informers scanned for counts
+
+    def reconcile(self, _: str) -> Result | None:
+        v = self.view
+        eps_by_cluster: dict[str, list[EdgePlacement]] = {}
+        for ep in v.listers.placements.list():
+            if ep.metadata.deletion_timestamp is None:
+                eps_by_cluster.setdefault(cluster_of(ep), []).append(ep)
+        annotated = v.annotated()
+        for cluster in droppable_wmws(v.caches.clusters(), eps_by_cluster, annotated):
+            v.caches.drop(cluster)
+        waiting = False
+        views: list[Workspace] = []
+        for cluster, eps in sorted(eps_by_cluster.items()):
+            ws = self._wmw_view(cluster, eps, annotated)
+            if ws is None:
+                waiting = True
+                continue
+            views.append(ws)
+        if waiting:
+            return Result(requeue_after=0.5)  # a what is still missing: never act on a partial view
+        locations = {(cluster_of(loc), loc.metadata.name or ""): loc for loc in v.listers.locations.list()}
+        mailboxes = v.mailbox_workspaces()
+        by_cluster = {
+            str((ws.get("spec") or {}).get("cluster")): name
+            for name, ws in mailboxes.items()
+            if (ws.get("spec") or {}).get("cluster")
+        }
+        desired = compute(views, locations, sorted(mailboxes), memo=self.memo)
+        previous = v.set_desired(desired, by_cluster)
+        _log_puts("what", previous.whats if previous else {}, desired.whats)
+        _log_puts("where", previous.wheres if previous else {}, desired.wheres)
+        reported = {(p.cluster, p.reason, p.message) for p in previous.problems} if previous else set()
+        for problem in desired.problems:
+            if (problem.cluster, problem.reason, problem.message) in reported:
+                continue  # reported when it first appeared
+            if problem.obj is not None:
+                v.recorder.warning(
+                    ObjectRef.of(dict(problem.obj), problem.cluster), problem.reason, problem.message
+                )
+            for ep_name in problem.placements:
+                if problem.obj is None:
+                    ref = ObjectRef(problem.cluster, API_VERSION, "EdgePlacement", ep_name)
+                    v.recorder.warning(ref, problem.reason, problem.message)
+        for name in sorted(set(mailboxes) | set(desired.mailboxes)):
+            cluster = str((mailboxes.get(name, {}).get("spec") or {}).get("cluster") or "")
+            unchanged = previous is not None and previous.mailboxes.get(name) == desired.mailboxes.get(name)
+            if not (unchanged and v.is_clean(name, cluster)):
+                self.queues.mailbox(name)
+        sources = set(desired.executing_counts) | annotated | self._annotated_now(views)
+        if previous is not None:
+            sources |= set(previous.executing_counts)
+        for key in sources:
+            self.queues.source(key)
+        for cluster, cluster_eps in eps_by_cluster.items():
+            for one in cluster_eps:
+                self.queues.placement((cluster, one.metadata.name or ""))
+        log.log(
+            V(2),
+            "computed desired state mailboxes=%d built=%d problems=%d",
+            len(desired.mailboxes),
+            self.memo.built,
+            len(desired.problems),
+        )
+        return None
+
+    def _annotated_now(self, views: list[Workspace]) -> set[SourceKey]:
+        """Objects carrying an executing-count, found once per source informer after it synced
+        (after a restart, counts of ours that no placement wants any more; from then on the source
+        reconciler keeps track of what it annotates)."""
+        found: set[SourceKey] = set()
+        for ws in views:
+            st = self.view.caches.get(ws.cluster)
+            if st is None:
+                continue
+            for gr, (_, inf) in list(st.sources.items()):
+                if not inf.has_synced() or (ws.cluster, gr, id(inf)) in self._scanned:
+                    continue
+                self._scanned.add((ws.cluster, gr, id(inf)))
+                for obj in inf.list():
+                    meta = Meta(obj)
+                    if api.EXECUTING_COUNT_ANNOTATION in meta.annotations:
+                        found.add((ws.cluster, CopyKey(gr, meta.namespace, meta.name)))
+        return found
+
+    def _wmw_view(
+        self, cluster: str, eps: list[EdgePlacement], annotated: set[SourceKey]
+    ) -> Workspace | None:
+        """One WMW's placements with their resolved whats, or None while some what is missing (the
+        what resolver's store enqueues the join when it is there)."""
+        v = self.view
+        st = v.caches.get(cluster)
+        whats = [v.whats.get((cluster, ep.metadata.name or "")) for ep in eps]
+        if st is None or not v.caches.synced(st) or any(w is None for w in whats):
+            return None
+        resolved = [w for w in whats if w is not None]
+        served = v.caches.resources(st)
+        counted = {key.gr for c, key in annotated if c == cluster}
+        v.caches.prune(
+            cluster, lambda gr: gr in counted or any(could_select(w.compiled, gr) for w in resolved)
+        )
+        objects: dict[GroupResource, list[Mapping[str, Any]]] = {}
+        if CRDS in served:  # what upsync's CRD rule reads
+            objects[CRDS] = list(v.caches.source(st, CRDS, served[CRDS][1]).list())
+        customizers = {
+            (c.metadata.namespace or "", c.metadata.name or ""): c
+            for c in v.listers.customizers.list(cluster)
+        }
+        spss = {s.metadata.name: s for s in v.listers.slices.list(cluster)}
+        placements = []
+        for ep, what in zip(eps, resolved, strict=True):
+            sps = spss.get(ep.metadata.name)
+            dests = destinations(sps.destinations) if sps is not None else []
+            placements.append(Placement(ep.metadata.name or "", ep.spec, dests, what))
+        infos = {gr: info for gr, (info, _) in served.items()}
+        return Workspace(cluster, st.path, placements, infos, objects, {}, customizers)
+
+
+class Translator:
+    """Wires the translator's reconcilers to the shared informers and their workqueues."""
+
     def __init__(
         self,
         allclusters: RestClient,
@@ -82,7 +213,7 @@ class Translator(MailboxWriter, StatusWriter):
         recorder: EventRecorder,
         *,
         concurrency: int = 4,
-        export_name: str = "edge.kubestellar.io",
+        export_name: str = api.EXPORT_NAME,
     ) -> None:
         self.all = allclusters
         self.espw_path = espw_path
@@ -90,279 +221,137 @@ class Translator(MailboxWriter, StatusWriter):
         self.recorder = recorder
         self.concurrency = concurrency
         self.export_name = export_name
-        self.discovery = Discovery()
-        self._lock = threading.Lock()
-        self._wmws: dict[str, Wmw] = {}
-        self._mailboxes: dict[str, Mailbox] = {}
-        self._desired: Desired | None = None
-        self._memo = Memo()  # only the mailboxes whose inputs changed are built again
-        self._annotated: set[tuple[str, CopyKey]] = set()
-        self._written = Written()
-        # (mailbox, logical cluster) whose last reconcile left nothing to do; changes of their copies
-        # enqueue them directly, so a recomputation that leaves their desired state equal skips them.
-        self._clean: set[tuple[str, str]] = set()
-        self._mailbox_by_cluster: dict[str, str] = {}
-        self._waiting: dict[str, tuple[list[str], float]] = {}  # mailbox -> (why copies wait, since)
-        self._refused: dict[str, dict[CopyKey, str]] = {}  # mailbox -> copies it refused, and why
-
-    # -- setup -------------------------------------------------------------------------------------
 
     def setup(self, manager: Any) -> None:
         """Create the shared informers and add the controllers to ``manager``."""
         export = kcp.wait_export_ready(self.all, self.espw_path, self.export_name)
         vw = kcp.virtual_workspace(self.all, export)
-        self.eps = self.factory.informer(vw, f"{EDGE}/edgeplacements", model=EdgePlacement)
-        self.spss = self.factory.informer(vw, f"{EDGE}/singleplacementslices", model=SinglePlacementSlice)
-        self.locations = self.factory.informer(vw, f"{EDGE}/locations", model=Location)
-        self.customizers = self.factory.informer(vw, f"{EDGE}/customizers", model=Customizer)
-        self.placement_lister = EdgePlacementLister(self.eps)
-        self.slice_lister = SinglePlacementSliceLister(self.spss)
-        self.location_lister = LocationLister(self.locations)
-        self.customizer_lister = CustomizerLister(self.customizers)
-        self.syncer_configs = self.factory.informer(vw, f"{EDGE}/syncerconfigs", model=SyncerConfig)
-        self.syncer_config_lister = SyncerConfigLister(self.syncer_configs)
-        self.workspaces = self.factory.informer(kcp.cluster(self.all, kcp.ROOT), WORKSPACES)
-        self._setup_copy_informers()
-
-        self.compute_ctl: Controller[str] = Controller(f"{NAME}-compute", self._compute, workers=1)
-        self.mailbox_ctl: Controller[str] = Controller(
-            f"{NAME}-mailbox", self._reconcile_mailbox, workers=self.concurrency
+        eps = self.factory.informer(vw, resources.EDGE_PLACEMENTS.path(), model=EdgePlacement)
+        spss = self.factory.informer(vw, resources.SINGLE_PLACEMENT_SLICES.path(), model=SinglePlacementSlice)
+        locations = self.factory.informer(vw, resources.LOCATIONS.path(), model=Location)
+        customizers = self.factory.informer(vw, resources.CUSTOMIZERS.path(), model=Customizer)
+        syncer_configs = self.factory.informer(vw, resources.SYNCER_CONFIGS.path(), model=SyncerConfig)
+        workspaces = self.factory.informer(kcp.cluster(self.all, kcp.ROOT), kcp.WORKSPACES.path())
+        listers = Listers(
+            EdgePlacementLister(eps),
+            SinglePlacementSliceLister(spss),
+            LocationLister(locations),
+            CustomizerLister(customizers),
+            SyncerConfigLister(syncer_configs),
         )
-        self.source_ctl: Controller[tuple[str, CopyKey]] = Controller(
-            f"{NAME}-source", self._reconcile_source, workers=self.concurrency
+        discovery = Discovery()
+        self.queues = queues = Queues()
+        caches = WmwCaches(
+            self.all,
+            self.factory,
+            discovery,
+            WmwEvents(
+                object_changed=lambda c, gr: self._enqueue_whats(self.what_resolver.for_object(c, gr)),
+                namespace_changed=lambda c: self._enqueue_whats(self.what_resolver.for_namespace(c)),
+                served_changed=self._served_changed,
+            ),
+        )
+        whats = WhatStore()
+        self.view = View(
+            self.all,
+            self.espw_path,
+            self.factory,
+            self.recorder,
+            discovery,
+            listers,
+            workspaces,
+            caches,
+            whats,
+            queues,
+        )
+        self.view.setup_copy_informers()
+        reports = Reports(lambda key: queues.placement(key))
+
+        self.what_resolver = WhatResolver(listers.placements, caches, whats, PlacementIndex())
+        self.join = JoinReconciler(self.view, queues)
+        mailbox = MailboxReconciler(self.view, reports)
+        source = SourceReconciler(self.view)
+        placement = PlacementReconciler(self.view, reports)
+        self.what_ctl: Controller[tuple[str, str]] = Controller(WHAT_RESOLVER, self.what_resolver.reconcile)
+        self.join_ctl: Controller[str] = Controller(f"{NAME}-compute", self.join.reconcile, workers=1)
+        self.mailbox_ctl: Controller[str] = Controller(
+            f"{NAME}-mailbox", mailbox.reconcile, workers=self.concurrency
+        )
+        self.source_ctl: Controller[SourceKey] = Controller(
+            f"{NAME}-source", source.reconcile, workers=self.concurrency
         )
         self.status_ctl: Controller[tuple[str, str]] = Controller(
-            f"{NAME}-status", self._reconcile_status, workers=1
+            f"{NAME}-status", placement.reconcile, workers=1
         )
+        queues.join = self.join_ctl.enqueue
+        queues.mailbox = self.mailbox_ctl.enqueue
+        queues.source = self.source_ctl.enqueue
+        queues.placement = self.status_ctl.enqueue
 
-        self._recompute_on(self.eps)
-        self._recompute_on(self.spss)
-        self._recompute_on(self.locations)
-        self._recompute_on(self.customizers)
-        self.workspaces.add_event_handler(
+        whats.add_listener(lambda key: self.join_ctl.enqueue(_ALL))
+        eps.add_event_handler(
+            on_add=self._placement_changed,
+            on_update=self._placement_updated,
+            on_delete=self._placement_changed,
+        )
+        for inf in (spss, locations, customizers):
+            self._join_on(inf)
+        workspaces.add_event_handler(
             on_add=lambda o: self._workspace_changed(None, o),
             on_update=self._workspace_changed,
             on_delete=lambda o: self._workspace_changed(None, o),
         )
-        self.syncer_configs.add_event_handler(
+        syncer_configs.add_event_handler(
             on_add=self._the_one_changed,
             on_update=lambda o, n: self._the_one_changed(n),
             on_delete=self._the_one_changed,
         )
-        for ctl in (self.compute_ctl, self.mailbox_ctl, self.source_ctl, self.status_ctl):
+        for ctl in (self.what_ctl, self.join_ctl, self.mailbox_ctl, self.source_ctl, self.status_ctl):
             manager.add(ctl)
-        manager.on_started_leading(lambda: self.compute_ctl.enqueue(_ALL))
+        manager.on_started_leading(lambda: self.join_ctl.enqueue(_ALL))
 
-    def _recompute_on(self, inf: Informer[Any]) -> None:
+    # -- event routing -------------------------------------------------------------------------------
+
+    def _join_on(self, inf: Informer[Any]) -> None:
+        """An input of the join only (slices, Locations, Customizers), not of any what."""
         inf.add_event_handler(
-            on_add=lambda o: self.compute_ctl.enqueue(_ALL),
-            on_update=lambda o, n: self._changed(o, n),
-            on_delete=lambda o: self.compute_ctl.enqueue(_ALL),
+            on_add=lambda o: self.join_ctl.enqueue(_ALL),
+            on_update=lambda o, n: (
+                self.join_ctl.enqueue(_ALL) if resource_version_of(o) != resource_version_of(n) else None
+            ),
+            on_delete=lambda o: self.join_ctl.enqueue(_ALL),
         )
+
+    def _placement_changed(self, ep: EdgePlacement) -> None:
+        self.what_ctl.enqueue((cluster_of(ep), ep.metadata.name or ""))
+        self.join_ctl.enqueue(_ALL)  # its where, and whether its WMW is watched at all
+
+    def _placement_updated(self, old: EdgePlacement, new: EdgePlacement) -> None:
+        if resource_version_of(old) != resource_version_of(new):
+            self._placement_changed(new)
+
+    def _enqueue_whats(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            self.what_ctl.enqueue(key)
+
+    def _served_changed(self, cluster: str) -> None:
+        self._enqueue_whats(self.what_resolver.for_wmw(cluster))
+        self.join_ctl.enqueue(_ALL)
 
     def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
         """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state."""
-        if "-mb-" not in Meta(new).name:
+        if not is_mailbox_name(Meta(new).name):
             return
         if old is not None and _workspace_facts(old) == _workspace_facts(new):
             self.mailbox_ctl.enqueue(Meta(new).name)
             return
-        self.compute_ctl.enqueue(_ALL)
-
-    def _changed(self, old: Any, new: Any) -> None:
-        """An update of a cached object (a dict, or a model of an edge kind)."""
-        if resource_version_of(old) != resource_version_of(new):
-            self.compute_ctl.enqueue(_ALL)
+        self.join_ctl.enqueue(_ALL)
 
     def _the_one_changed(self, obj: SyncerConfig) -> None:
-        if obj.metadata.name != THE_ONE:
+        if obj.metadata.name != api.THE_ONE:
             return
-        cluster = cluster_of(obj)
-        for name, mb in list(self._mailboxes.items()):
-            if mb.cluster == cluster:
-                self.mailbox_ctl.enqueue(name)
-
-    # -- compute -----------------------------------------------------------------------------------
-
-    def _mailbox_workspaces(self) -> dict[str, Mapping[str, Any]]:
-        return {Meta(ws).name: ws for ws in self.workspaces.list() if "-mb-" in Meta(ws).name}
-
-    def _compute(self, _: str) -> Result | None:
-        eps_by_cluster: dict[str, list[EdgePlacement]] = {}
-        for ep in self.placement_lister.list():
-            if ep.metadata.deletion_timestamp is None:
-                eps_by_cluster.setdefault(cluster_of(ep), []).append(ep)
-        for cluster in list(self._wmws):
-            if cluster not in eps_by_cluster:
-                self._drop_wmw(cluster)
-        waiting = False
-        views: list[Workspace] = []
-        for cluster, eps in sorted(eps_by_cluster.items()):
-            view = self._wmw_view(cluster, eps)
-            if view is None:
-                waiting = True
-                continue
-            views.append(view)
-        if waiting:
-            return Result(requeue_after=0.5)  # a source cache is still filling: never act on a partial view
-        locations = {(cluster_of(loc), loc.metadata.name or ""): loc for loc in self.location_lister.list()}
-        mailboxes = self._mailbox_workspaces()
-        self._mailbox_by_cluster = {
-            str((ws.get("spec") or {}).get("cluster")): name
-            for name, ws in mailboxes.items()
-            if (ws.get("spec") or {}).get("cluster")
-        }
-        desired = compute(views, locations, sorted(mailboxes), memo=self._memo)
-        with self._lock:
-            previous = self._desired
-            self._desired = desired
-        _log_puts("what", previous.whats if previous else {}, desired.whats)
-        _log_puts("where", previous.wheres if previous else {}, desired.wheres)
-        reported = {(p.cluster, p.reason, p.message) for p in previous.problems} if previous else set()
-        for problem in desired.problems:
-            if (problem.cluster, problem.reason, problem.message) in reported:
-                continue  # reported when it first appeared
-            if problem.obj is not None:
-                self.recorder.warning(
-                    ObjectRef.of(dict(problem.obj), problem.cluster), problem.reason, problem.message
-                )
-            for ep_name in problem.placements:
-                if problem.obj is None:
-                    ref = ObjectRef(problem.cluster, f"{EDGE_GROUP}/v2alpha1", "EdgePlacement", ep_name)
-                    self.recorder.warning(ref, problem.reason, problem.message)
-        for name in sorted(set(mailboxes) | set(desired.mailboxes)):
-            cluster = str((mailboxes.get(name, {}).get("spec") or {}).get("cluster") or "")
-            unchanged = previous is not None and previous.mailboxes.get(name) == desired.mailboxes.get(name)
-            if not (unchanged and (name, cluster) in self._clean):
-                self.mailbox_ctl.enqueue(name)
-        sources = set(desired.executing_counts) | self._annotated | self._annotated_now(views)
-        if previous is not None:
-            sources |= set(previous.executing_counts)
-        for key in sources:
-            self.source_ctl.enqueue(key)
-        for cluster, cluster_eps in eps_by_cluster.items():
-            for one in cluster_eps:
-                self.status_ctl.enqueue((cluster, one.metadata.name or ""))
-        log.log(
-            V(2),
-            "computed desired state mailboxes=%d built=%d problems=%d",
-            len(desired.mailboxes),
-            self._memo.built,
-            len(desired.problems),
-        )
-        return None
-
-    def _annotated_now(self, views: list[Workspace]) -> set[tuple[str, CopyKey]]:
-        found: set[tuple[str, CopyKey]] = set()
-        for view in views:
-            for gr, objs in view.objects.items():
-                for obj in objs:
-                    meta = Meta(obj)
-                    if EXECUTING_COUNT in meta.annotations:
-                        found.add((view.cluster, CopyKey(gr, meta.namespace, meta.name)))
-        return found
-
-    def _drop_wmw(self, cluster: str) -> None:
-        with self._lock:
-            st = self._wmws.pop(cluster, None)
-        if st is None:
-            return
-        for version_inf in st.sources.values():
-            self.factory.remove(version_inf[1].client, version_inf[1].resource_path)
-
-    def _wmw(self, cluster: str) -> Wmw:
-        with self._lock:
-            st = self._wmws.get(cluster)
-            if st is None:
-                client = kcp.cluster(self.all, cluster)
-                st = self._wmws[cluster] = Wmw(cluster, client)
-        if st.namespaces is None:
-            st.namespaces = self.factory.informer(st.client, "/api/v1/namespaces")
-            self._recompute_on(st.namespaces)
-            st.crds = self.factory.informer(
-                st.client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-            )
-            for inf in (st.crds, self.factory.informer(st.client, f"{kcp.APIS}/apibindings")):
-                # A new CRD or APIBinding changes what the WMW serves: discover again.
-                inf.add_event_handler(
-                    on_add=lambda o: self._crds_changed(st),
-                    on_update=lambda o, n: self._crds_changed(st),
-                    on_delete=lambda o: self._crds_changed(st),
-                )
-        if not st.path:
-            try:
-                st.path = kcp.logical_cluster_path(self.all, cluster) or cluster
-            except ApiError:
-                st.path = cluster
-        return st
-
-    def _crds_changed(self, st: Wmw) -> None:
-        self.discovery.invalidate(st.client)
-        self.compute_ctl.enqueue(_ALL)
-
-    def _wmw_view(self, cluster: str, eps: list[EdgePlacement]) -> Workspace | None:
-        """The cached view of one WMW, or None while some of its caches are still filling."""
-        st = self._wmw(cluster)
-        assert st.namespaces is not None and st.crds is not None
-        if not (st.namespaces.has_synced() and st.crds.has_synced()):
-            return None
-        served = self.discovery.resources(st.client)
-        crd_names: dict[tuple[str, str], str] = {}
-        for crd in st.crds.list():
-            spec = crd.get("spec") or {}
-            crd_names[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = Meta(
-                crd
-            ).name
-        compiled = [compile_placement(ep.spec)[0] for ep in eps]
-        resources: dict[GroupResource, ResourceInfo] = {}
-        objects: dict[GroupResource, list[Mapping[str, Any]]] = {}
-        ready = True
-        for (group, resource), api in served.items():
-            gr = GroupResource(group, resource)
-            if excluded(gr) or not api.listable:
-                continue
-            info = ResourceInfo(gr, api.kind, api.namespaced, api.versions, crd_names.get((group, resource)))
-            resources[gr] = info
-            wanted = gr == CRDS or any(could_select(c, gr) for c in compiled)
-            if not wanted:
-                continue
-            inf = self._source_informer(st, gr, api)
-            if not inf.has_synced():
-                ready = False
-            objects[gr] = list(inf.list())
-        for gr in [
-            g for g in st.sources if g not in resources or not any(could_select(c, g) for c in compiled)
-        ]:
-            if gr != CRDS:
-                _, inf = st.sources.pop(gr)
-                self.factory.remove(inf.client, inf.resource_path)
-        if not ready:
-            return None
-        namespaces = {Meta(ns).name: dict(Meta(ns).labels) for ns in st.namespaces.list()}
-        customizers = {
-            (c.metadata.namespace or "", c.metadata.name or ""): c
-            for c in self.customizer_lister.list(cluster)
-        }
-        spss = {s.metadata.name: s for s in self.slice_lister.list(cluster)}
-        placements = []
-        for ep in eps:
-            sps = spss.get(ep.metadata.name)
-            dests = destinations(sps.destinations) if sps is not None else []
-            placements.append(Placement(ep.metadata.name or "", ep.spec, dests))
-        return Workspace(cluster, st.path, placements, resources, objects, namespaces, customizers)
-
-    def _source_informer(self, st: Wmw, gr: GroupResource, api: APIResource) -> Informer[Object]:
-        have = st.sources.get(gr)
-        if have is not None and have[0] == api.preferred:
-            return have[1]
-        if have is not None:
-            self.factory.remove(have[1].client, have[1].resource_path)
-        inf = self.factory.informer(st.client, api.path(api.preferred))
-        self._recompute_on(inf)
-        st.sources[gr] = (api.preferred, inf)
-        return inf
-
-    # -- mailboxes ---------------------------------------------------------------------------------
+        for name in self.view.mailboxes_in(cluster_of(obj)):
+            self.mailbox_ctl.enqueue(name)
 
 
 def _workspace_facts(ws: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -43,51 +43,31 @@ from apis.edge.v2alpha1 import (
     SyncerConfigSpec,
     UpsyncSet,
 )
+from apis.edge.v2alpha1.naming import SEPARATOR as MAILBOX_SEPARATOR
 from pkg.controllers.translator.project import create_form
 from pkg.controllers.translator.upsync import Unserved, UpsyncSource, upsync_crds
+from pkg.controllers.what.resolve import CRDS, CopyKey, Resolved, ServedResource, resolve
 from pkg.controllers.what.select import (
     CompiledPlacement,
     GroupResource,
     canonical_upsync,
-    compile_placement,
-    could_select,
     create_only,
-    excluded,
     pick_version,
-    selects,
 )
 from pkg.controllers.where.resolve import destination_key
 from pkg.customize import CustomizeError, customize, customizer_ref, needs_parameters
 from pkg.runtime.meta import Meta
 
-CRDS = GroupResource("apiextensions.k8s.io", "customresourcedefinitions")
-NAMESPACES = GroupResource("", "namespaces")
-
-
-def mailbox_name(cluster: str, sync_target_uid: str) -> str:
-    """The mailbox workspace of a SyncTarget: ``<IMW logical cluster>-mb-<SyncTarget UID>``."""
-    return f"{cluster}-mb-{sync_target_uid}"
-
 
 def mailbox_of(d: SinglePlacement) -> str:
-    """The mailbox workspace of a destination."""
-    return mailbox_name(d.cluster, d.sync_target_uid)
+    """The mailbox workspace of a destination: ``<IMW logical cluster>-mb-<SyncTarget UID>`` (the
+    rule of :mod:`apis.edge.v2alpha1.naming`; the mailbox controller refuses a name that breaks it)."""
+    return f"{d.cluster}{MAILBOX_SEPARATOR}{d.sync_target_uid}"
 
 
 def destinations(found: Iterable[SinglePlacement]) -> list[SinglePlacement]:
     """Destinations without duplicates, sorted by (cluster, location, SyncTarget name, UID)."""
     return sorted({destination_key(d): d for d in found}.values(), key=destination_key)
-
-
-@dataclass(frozen=True)
-class ResourceInfo:
-    """One resource a WMW serves: its kind, scope, served versions and defining CRD (if any)."""
-
-    gr: GroupResource
-    kind: str
-    namespaced: bool
-    versions: tuple[str, ...]
-    crd: str | None = None
 
 
 @dataclass
@@ -98,6 +78,8 @@ class Placement:
     name: str
     spec: EdgePlacementSpec | None
     destinations: Sequence[SinglePlacement]
+    # Its what, as the what resolver keeps it; None: resolve it here from the workspace's objects.
+    what: Resolved | None = None
 
 
 @dataclass
@@ -107,21 +89,10 @@ class Workspace:
     cluster: str
     path: str
     placements: Sequence[Placement]
-    resources: Mapping[GroupResource, ResourceInfo]
+    resources: Mapping[GroupResource, ServedResource]
     objects: Mapping[GroupResource, Sequence[Mapping[str, Any]]]
     namespaces: Mapping[str, Mapping[str, str]]  # namespace name -> its labels
     customizers: Mapping[tuple[str, str], Customizer]  # (namespace, name) -> Customizer
-
-
-@dataclass(frozen=True, order=True)
-class CopyKey:
-    gr: GroupResource
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.gr} {where}"
 
 
 @dataclass
@@ -176,50 +147,10 @@ class Desired:
 @dataclass
 class _Contribution:
     obj: Mapping[str, Any]
-    info: ResourceInfo
+    info: ServedResource
     create_only: bool = False
     locations: set[tuple[str, str]] = field(default_factory=set)
     placements: set[str] = field(default_factory=set)
-
-
-def _selected(
-    ws: Workspace, compiled: CompiledPlacement, problems: list[str]
-) -> tuple[dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]], set[CopyKey]]:
-    """The objects of ``ws`` that a placement selects, and which of them are implicit CRDs."""
-    problems.extend(_unknown_resources(compiled, ws))
-    parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]] = {}
-    crds = {Meta(o).name: o for o in ws.objects.get(CRDS, ())}
-    crd_info = ws.resources.get(CRDS)
-    for gr, info in ws.resources.items():
-        if excluded(gr) or not could_select(compiled, gr):
-            continue
-        for obj in ws.objects.get(gr, ()):
-            meta = Meta(obj)
-            if meta.deleting:
-                continue
-            ns_labels: Mapping[str, str] | None = ws.namespaces.get(meta.namespace) if info.namespaced else {}
-            if selects(compiled, gr, obj, ns_labels, meta):
-                parts[CopyKey(gr, meta.namespace, meta.name)] = (obj, info)
-    # A selected custom object brings the CRD that defines it (an explicit selection wins).
-    implicit: set[CopyKey] = set()
-    for _, info in list(parts.values()):
-        if info.crd and crd_info is not None and info.crd in crds:
-            key = CopyKey(CRDS, "", info.crd)
-            if key not in parts:
-                parts[key] = (crds[info.crd], crd_info)
-                implicit.add(key)
-    return parts, implicit
-
-
-def _unknown_resources(compiled: CompiledPlacement, ws: Workspace) -> list[str]:
-    """Downsync clauses naming resources that this WMW does not serve (decision 7: reported)."""
-    out = []
-    for i, clause in enumerate(compiled.downsync):
-        for resource in sorted(clause.resources or ()):
-            if not any(clause.group_resource_ok(gr) for gr in ws.resources if gr.resource == resource):
-                group = "any group" if clause.api_group is None else f"group {clause.api_group!r}"
-                out.append(f"downsync[{i}]: resource {resource!r} of {group} is not served in {ws.path}")
-    return out
 
 
 def _params(
@@ -332,7 +263,7 @@ class _Reach:
     ws: Workspace
     placement: Placement
     compiled: CompiledPlacement
-    parts: dict[CopyKey, tuple[Mapping[str, Any], ResourceInfo]]
+    parts: Mapping[CopyKey, tuple[Mapping[str, Any], ServedResource]]
     destination: SinglePlacement
 
 
@@ -359,8 +290,10 @@ def compute(
     for ws in workspaces:
         ws_inputs = (ws.cluster, ws.path, frozenset(ws.resources.items()), _ids(ws.customizers))
         for p in ws.placements:
-            compiled, issues = compile_placement(p.spec)
-            parts, implicit = _selected(ws, compiled, issues)
+            what = p.what
+            if what is None:
+                what = resolve(p.spec, ws.path, ws.resources, ws.objects, ws.namespaces)
+            compiled, parts, implicit, issues = what.compiled, what.parts, what.implicit, list(what.problems)
             placement_problems[(ws.cluster, p.name)] = issues
             whats[(ws.cluster, p.name)] = (tuple(sorted(parts)), tuple(_json(u) for u in compiled.upsync))
             wheres[(ws.cluster, p.name)] = tuple(p.destinations)
@@ -386,8 +319,6 @@ def compute(
                 fingerprints[mailbox].append((token, d.cluster, d.location_name))
             if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
-            for key in parts:
-                reach.setdefault((ws.cluster, key), set())
 
     path_of = {ws.cluster: ws.path for ws in workspaces}
     out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
@@ -409,8 +340,10 @@ def compute(
             results[fingerprint] = result
         out[mailbox] = result.desired
         problems.extend(result.problems)
-        for winner in result.winners:
-            reach[winner].add(mailbox)
+        if singleton:  # only singletons' reach is counted
+            for winner in result.winners:
+                if winner in singleton:
+                    reach[winner].add(mailbox)
         for u in result.unserved:
             unserved[(u.cluster, u.placement)].add(u.message)
 

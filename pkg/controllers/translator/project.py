@@ -14,7 +14,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from pkg.controllers.what.select import EXECUTING_COUNT, PROJECTED_LABEL
+from apis.edge.v2alpha1 import constants as api
 
 # metadata fields a copy carries over from its source; everything else is the server's.
 _KEPT_METADATA = ("name", "namespace", "labels", "annotations", "finalizers")
@@ -33,12 +33,12 @@ def create_form(source: Mapping[str, Any], api_version: str) -> dict[str, Any]:
         k: copy.deepcopy(md[k]) for k in _KEPT_METADATA if md.get(k) not in (None, {}, [])
     }
     labels = {k: v for k, v in (metadata.get("labels") or {}).items() if not _system_key(k)}
-    labels[PROJECTED_LABEL] = "yes"
+    labels[api.PROJECTED_LABEL] = api.PROJECTED
     metadata["labels"] = labels
     annotations = {
         k: v
         for k, v in (metadata.get("annotations") or {}).items()
-        if not _system_key(k) and k != EXECUTING_COUNT
+        if not _system_key(k) and k != api.EXECUTING_COUNT_ANNOTATION
     }
     if annotations:
         metadata["annotations"] = annotations

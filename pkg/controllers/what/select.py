@@ -16,7 +16,7 @@ from typing import Any
 
 from apis.edge.v2alpha1 import DownsyncObjectTest, EdgePlacementSpec, LabelSelector, UpsyncSet
 from apis.edge.v2alpha1 import constants as api
-from pkg.labels import Selector, SelectorError, matches_any, selector_of
+from apis.machinery.labels import Selector, SelectorError, matches_any, selector_of
 from pkg.runtime.meta import Meta
 
 __all__ = [

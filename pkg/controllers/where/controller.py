@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 from apis.edge.v2alpha1 import (
+    API_VERSION,
     EdgePlacement,
     EdgePlacementStatus,
     Location,
@@ -33,6 +34,7 @@ from apis.edge.v2alpha1 import (
     SinglePlacement,
     SinglePlacementSlice,
     SyncTarget,
+    resources,
 )
 from apis.edge.v2alpha1 import constants as edge_api
 from apis.edge.v2alpha1.client import EdgeV2alpha1Client
@@ -43,9 +45,9 @@ from apis.edge.v2alpha1.listers import (
     SyncTargetLister,
 )
 from apis.machinery.meta import cluster_of, object_key
-from pkg import bootstrap
 from pkg.controllers import conditions
 from pkg.controllers.where.resolve import LOCATION, Problem, resolve, selected_locations
+from pkg.controllers.written import Written
 from pkg.runtime import kcp
 from pkg.runtime.connections import Connections
 from pkg.runtime.controller import Controller, Result
@@ -62,8 +64,6 @@ NAME = "where-resolver"
 FIELD_MANAGER = "where-resolver"
 DEFAULT_WORKERS = 2
 
-EDGE_API = bootstrap.EDGE_API
-EDGE_API_VERSION = edge_api.API_VERSION
 CONDITION = "LocationsResolved"
 REASON_RESOLVED = "Resolved"
 REASON_INVALID_SELECTOR = "InvalidSelector"
@@ -78,11 +78,11 @@ def edge_view(espw: RestClient, timeout: float = EXPORT_WAIT) -> RestClient:
     """
 
     def ready() -> dict[str, Any] | None:
-        export: dict[str, Any] = espw.get(f"{kcp.APIS}/apiexports/{bootstrap.EDGE_EXPORT}")
+        export: dict[str, Any] = espw.get(kcp.API_EXPORTS.path(name=edge_api.EXPORT_NAME))
         return export if kcp.export_virtual_workspace_url(export) else None
 
-    export = kcp.wait_for(f"APIExport {bootstrap.EDGE_EXPORT} to have a virtual workspace", ready, timeout)
-    log.info("Found APIExport view %s", kv(exportName=bootstrap.EDGE_EXPORT))
+    export = kcp.wait_for(f"APIExport {edge_api.EXPORT_NAME} to have a virtual workspace", ready, timeout)
+    log.info("Found APIExport view %s", kv(exportName=edge_api.EXPORT_NAME))
     return kcp.virtual_workspace(espw, export)
 
 
@@ -92,7 +92,7 @@ def _count(n: int, noun: str) -> str:
 
 def _owner_reference(ep: EdgePlacement) -> OwnerReference:
     return OwnerReference(
-        api_version=EDGE_API_VERSION,
+        api_version=API_VERSION,
         kind="EdgePlacement",
         name=ep.metadata.name or "",
         uid=ep.metadata.uid or "",
@@ -118,10 +118,10 @@ class WhereResolver:
     ) -> None:
         self.writer = EdgeV2alpha1Client(writer)  # writes go to /clusters/<logical cluster>
         self.recorder = recorder
-        placements = factory.informer(view, f"{EDGE_API}/edgeplacements", model=EdgePlacement)
-        slices = factory.informer(view, f"{EDGE_API}/singleplacementslices", model=SinglePlacementSlice)
-        locations = factory.informer(view, f"{EDGE_API}/locations", model=Location)
-        sync_targets = factory.informer(view, f"{EDGE_API}/synctargets", model=SyncTarget)
+        placements = factory.informer(view, resources.EDGE_PLACEMENTS.path(), model=EdgePlacement)
+        slices = factory.informer(view, resources.SINGLE_PLACEMENT_SLICES.path(), model=SinglePlacementSlice)
+        locations = factory.informer(view, resources.LOCATIONS.path(), model=Location)
+        sync_targets = factory.informer(view, resources.SYNC_TARGETS.path(), model=SyncTarget)
         self.placements = EdgePlacementLister(placements)
         self.slices = SinglePlacementSliceLister(slices)
         self.locations = LocationLister(locations)
@@ -129,8 +129,7 @@ class WhereResolver:
         self.controller: Controller[str] = Controller(NAME, self.reconcile, workers=workers)
         # Our own writes that the caches may not show yet (so a reconcile in between writes nothing):
         self._created: set[str] = set()  # SPS created, its add event not seen yet
-        self._slice_written: dict[str, str] = {}  # SPS key -> resourceVersion our patch replaced
-        self._status_written: dict[str, str] = {}  # EP key -> resourceVersion our apply replaced
+        self._written = Written()  # our last patch of each slice and apply of each status
 
         placements.add_event_handler(
             on_add=lambda obj: self._enqueue(obj, "EdgePlacement"),
@@ -179,8 +178,8 @@ class WhereResolver:
         cluster, _, name = split_key(key)
         ep = self.placements.get(cluster, name)
         if ep is None or ep.metadata.deletion_timestamp is not None:
-            self._status_written.pop(key, None)
-            self._slice_written.pop(key, None)
+            self._written.forget(f"status|{key}")
+            self._written.forget(f"slice|{key}")
             return None  # its SPS goes with it (ownerReference garbage collection)
         locations = self.locations.list()
         destinations, problems = resolve(ep, locations, self.sync_targets.list())
@@ -225,9 +224,8 @@ class WhereResolver:
         if sps.metadata.deletion_timestamp is not None:
             return Result(requeue_after=1.0)  # re-created once it is gone
         seen_rv = sps.metadata.resource_version or ""
-        if self._slice_written.get(key) == seen_rv:
+        if self._written.fresh(f"slice|{key}", sps) is not sps:
             return None  # the cache does not show our last patch yet; its update event will come
-        self._slice_written.pop(key, None)
         patch: dict[str, Any] = {}
         if sps.destinations != destinations:
             patch["destinations"] = [d.model_dump(mode="json") for d in destinations]
@@ -255,8 +253,7 @@ class WhereResolver:
                 kv(key=make_key(cluster, "", name)),
             )
             return Result(requeue=True)
-        if patched.metadata.resource_version != seen_rv:
-            self._slice_written[key] = seen_rv
+        self._written.wrote(f"slice|{key}", patched, replaced=sps)
         log.log(
             V(2),
             "updated SinglePlacementSlice %s",
@@ -274,10 +271,8 @@ class WhereResolver:
         problems: list[Problem],
     ) -> None:
         key = make_key(cluster, "", name)
-        seen_rv = ep.metadata.resource_version or ""
-        if self._status_written.get(key) == seen_rv:
+        if self._written.fresh(f"status|{key}", ep) is not ep:
             return  # the cache does not show our last apply yet; its update event will come
-        self._status_written.pop(key, None)
         generation = ep.metadata.generation or 0
         status: conditions.Status
         if problems:
@@ -307,8 +302,7 @@ class WhereResolver:
             if e.not_found:
                 return  # deleted meanwhile
             raise
-        if applied.metadata.resource_version != seen_rv:
-            self._status_written[key] = seen_rv
+        self._written.wrote(f"status|{key}", applied, replaced=ep)
         log.log(
             V(2),
             "updated EdgePlacement status %s",
@@ -324,7 +318,7 @@ class WhereResolver:
                 loc = self.locations.get(problem.cluster, problem.name)
                 ref = ObjectRef(
                     cluster=problem.cluster,
-                    api_version=EDGE_API_VERSION,
+                    api_version=API_VERSION,
                     kind=LOCATION,
                     name=problem.name,
                     uid=(loc.metadata.uid or "") if loc else "",
@@ -332,7 +326,7 @@ class WhereResolver:
             else:
                 ref = ObjectRef(
                     cluster=cluster_of(ep),
-                    api_version=EDGE_API_VERSION,
+                    api_version=API_VERSION,
                     kind="EdgePlacement",
                     name=ep.metadata.name or "",
                     uid=ep.metadata.uid or "",

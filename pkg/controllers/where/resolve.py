@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from apis.edge.v2alpha1 import EdgePlacement, Location, SinglePlacement, SyncTarget
+from apis.machinery import labels
 from apis.machinery.meta import cluster_of
-from pkg import labels
 
 EDGE_PLACEMENT = "EdgePlacement"
 LOCATION = "Location"
