@@ -49,10 +49,11 @@ from pathlib import Path
 from typing import Any
 
 from apis.edge.v2alpha1 import EdgePlacementSpec, Location, SinglePlacement
+from apis.edge.v2alpha1 import constants as api
 from pkg.controllers.translator.desired import Memo, Placement, Workspace, compute, mailbox_of
 from pkg.controllers.what.controller import PlacementIndex
 from pkg.controllers.what.resolve import CRDS, NAMESPACES, Resolved, ServedResource, resolve
-from pkg.controllers.what.select import EXPAND_PARAMETERS, GroupResource
+from pkg.controllers.what.select import GroupResource
 
 CM = GroupResource("", "configmaps")
 DEPLOY = GroupResource("apps", "deployments")
@@ -174,7 +175,7 @@ def build(n: int, w: int, m: int, p: int) -> World:
         md: dict[str, Any] = {"name": f"o{j}", "namespace": ns, "uid": f"u{j}", "resourceVersion": "1"}
         md["labels"] = {"app": "bench"}
         if j % 4 == 0:
-            md["annotations"] = {EXPAND_PARAMETERS: "true"}
+            md["annotations"] = {api.EXPAND_PARAMETERS_ANNOTATION: "true"}
         if j % 2 == 0:
             gr = CM
             obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": md, "data": {"where": "%(loc-name)"}}

@@ -9,10 +9,11 @@ whether applying it would change anything a reader sees.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from apis.edge.v2alpha1 import Condition
+from apis.machinery import timestamps
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -35,7 +36,7 @@ def desired_condition(
     if current is not None and current.status == status:
         since = current.last_transition_time
     else:
-        since = (now or datetime.now(UTC)).replace(microsecond=0)
+        since = timestamps.whole_seconds(now or timestamps.now())
     return Condition(
         type=type_,
         status=status,

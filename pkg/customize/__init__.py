@@ -8,8 +8,6 @@ of Customizer replacements, and applying a Customizer.  Every failure is a :clas
 """
 
 from pkg.customize.apply import (
-    CUSTOMIZER_ANNOTATION,
-    EXPAND_ANNOTATION,
     customize,
     customizer_ref,
     needs_parameters,
@@ -34,8 +32,6 @@ from pkg.customize.jsonpath import (
 )
 
 __all__ = [
-    "CUSTOMIZER_ANNOTATION",
-    "EXPAND_ANNOTATION",
     "IDENTITY_FIELDS",
     "CustomizeError",
     "Index",

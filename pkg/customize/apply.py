@@ -25,8 +25,6 @@ from pkg.customize.jsonpath import parse_path, write_in_place
 from pkg.runtime.meta import Meta
 
 __all__ = [
-    "CUSTOMIZER_ANNOTATION",
-    "EXPAND_ANNOTATION",
     "customize",
     "customizer_ref",
     "needs_parameters",
@@ -34,8 +32,6 @@ __all__ = [
     "wants_expansion",
 ]
 
-EXPAND_ANNOTATION = api.EXPAND_PARAMETERS_ANNOTATION
-CUSTOMIZER_ANNOTATION = api.CUSTOMIZER_ANNOTATION
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_LABEL = re.compile(_LABEL)
@@ -52,7 +48,7 @@ def _annotations(obj: Mapping[str, Any] | Customizer) -> Mapping[str, str]:
 
 def wants_expansion(obj: Mapping[str, Any] | Customizer) -> bool:
     """Whether ``obj`` (a workload object or a Customizer) asks for parameter expansion."""
-    return _annotations(obj).get(EXPAND_ANNOTATION) == "true"
+    return _annotations(obj).get(api.EXPAND_PARAMETERS_ANNOTATION) == "true"
 
 
 def needs_parameters(obj: Mapping[str, Any], customizer: Customizer | None) -> bool:
@@ -63,12 +59,12 @@ def needs_parameters(obj: Mapping[str, Any], customizer: Customizer | None) -> b
 def customizer_ref(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (namespace, name) of the Customizer that ``obj`` refers to, or None when it has no
     ``edge.kubestellar.io/customizer`` annotation.  A bare name is in ``obj``'s namespace."""
-    ref = _annotations(obj).get(CUSTOMIZER_ANNOTATION)
+    ref = _annotations(obj).get(api.CUSTOMIZER_ANNOTATION)
     if ref is None:
         return None
 
     def bad(problem: str) -> NoReturn:
-        raise CustomizeError(f"annotation {CUSTOMIZER_ANNOTATION}: {ref!r} {problem}")
+        raise CustomizeError(f"annotation {api.CUSTOMIZER_ANNOTATION}: {ref!r} {problem}")
 
     if not isinstance(ref, str):
         bad("is not a string")

@@ -22,11 +22,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import LRUCache
 
+from apis.machinery import timestamps
 from pkg.runtime import kcp, kube
 from pkg.runtime.rest import ApiError, RestClient
 
@@ -58,10 +58,6 @@ class ObjectRef:
             namespace=str(md.get("namespace", "")),
             uid=str(md.get("uid", "")),
         )
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Bucket:
@@ -188,7 +184,7 @@ class EventRecorder:
         namespace = ref.namespace or "default"
         events = kcp.cluster(self.client, ref.cluster)
         path = kube.EVENTS.path(namespace=namespace)
-        now = _now()
+        now = timestamps.time_string()
         if seen is not None:
             name, count = seen
             try:

@@ -25,11 +25,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
 
+from apis.machinery import timestamps
 from pkg.runtime import kube
 from pkg.runtime.rest import ApiError, RestClient
 
@@ -62,10 +62,6 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def _now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -165,11 +161,11 @@ class LeaderElector:
         spec: dict[str, Any] = {
             "holderIdentity": self.config.identity,
             "leaseDurationSeconds": int(self.config.lease_duration),
-            "renewTime": _now_micro(),
+            "renewTime": timestamps.micro_time_string(),
             "leaseTransitions": transitions,
         }
         if acquire:
-            spec["acquireTime"] = _now_micro()
+            spec["acquireTime"] = timestamps.micro_time_string()
         return spec
 
     def _took(self, lease: dict[str, Any], at: float) -> None:

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from apis.edge.v2alpha1 import Customizer
+from apis.edge.v2alpha1 import constants as api
 from pkg import customize as pkg_customize
 from pkg.customize import (
-    CUSTOMIZER_ANNOTATION,
-    EXPAND_ANNOTATION,
     CustomizeError,
     customizer_ref,
     parse_value,
@@ -40,7 +39,7 @@ FLORIN = {"env": "prod", "loc-name": "florin", "extended": "no"}
 
 def replicaset(annotations: dict[str, str] | None = None) -> dict[str, Any]:
     if annotations is None:
-        annotations = {CUSTOMIZER_ANNOTATION: "example-customizer"}
+        annotations = {api.CUSTOMIZER_ANNOTATION: "example-customizer"}
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -70,7 +69,7 @@ def replicaset(annotations: dict[str, str] | None = None) -> dict[str, Any]:
 def customizer(*replacements: tuple[str, str], expand: bool = True) -> dict[str, Any]:
     meta: dict[str, Any] = {"namespace": "commonstuff", "name": "example-customizer"}
     if expand:
-        meta["annotations"] = {EXPAND_ANNOTATION: "true"}
+        meta["annotations"] = {api.EXPAND_PARAMETERS_ANNOTATION: "true"}
     return {
         "apiVersion": "edge.kubestellar.io/v2alpha1",
         "kind": "Customizer",
@@ -101,7 +100,7 @@ def test_example1_configmap_is_expanded_per_location() -> None:
         "metadata": {
             "namespace": "commonstuff",
             "name": "httpd-htdocs",
-            "annotations": {EXPAND_ANNOTATION: "true"},
+            "annotations": {api.EXPAND_PARAMETERS_ANNOTATION: "true"},
         },
         "data": {"index.html": page},
     }
@@ -128,7 +127,7 @@ def test_example1_replicaset_and_deployment_get_their_env_value() -> None:
 
 def test_missing_customizer_is_an_error() -> None:
     with pytest.raises(CustomizeError, match="Customizer commonstuff/no-such-customizer not found"):
-        customize(replicaset({CUSTOMIZER_ANNOTATION: "no-such-customizer"}), None, FLORIN)
+        customize(replicaset({api.CUSTOMIZER_ANNOTATION: "no-such-customizer"}), None, FLORIN)
 
 
 def test_no_reference_and_no_expansion_gives_a_plain_copy() -> None:
@@ -148,7 +147,7 @@ def test_no_reference_and_no_expansion_gives_a_plain_copy() -> None:
     ],
 )
 def test_customizer_ref(ref: str, namespace: str | None, expected: tuple[str, str]) -> None:
-    meta: dict[str, Any] = {"name": "o", "annotations": {CUSTOMIZER_ANNOTATION: ref}}
+    meta: dict[str, Any] = {"name": "o", "annotations": {api.CUSTOMIZER_ANNOTATION: ref}}
     if namespace is not None:
         meta["namespace"] = namespace
     assert customizer_ref({"metadata": meta}) == expected
@@ -168,7 +167,7 @@ def test_customizer_ref(ref: str, namespace: str | None, expected: tuple[str, st
     ],
 )
 def test_malformed_customizer_ref(ref: Any, namespace: str | None, words: str) -> None:
-    meta: dict[str, Any] = {"name": "o", "annotations": {CUSTOMIZER_ANNOTATION: ref}}
+    meta: dict[str, Any] = {"name": "o", "annotations": {api.CUSTOMIZER_ANNOTATION: ref}}
     if namespace is not None:
         meta["namespace"] = namespace
     with pytest.raises(CustomizeError, match=words):
@@ -186,7 +185,10 @@ def test_no_reference() -> None:
 
 
 def test_undefined_parameter_in_object_is_an_error() -> None:
-    cm = {"metadata": {"name": "x", "annotations": {EXPAND_ANNOTATION: "true"}}, "data": {"a": "%(nosuch)"}}
+    cm = {
+        "metadata": {"name": "x", "annotations": {api.EXPAND_PARAMETERS_ANNOTATION: "true"}},
+        "data": {"a": "%(nosuch)"},
+    }
     with pytest.raises(CustomizeError, match=r"undefined parameter 'nosuch' in \$\.data\.a"):
         customize(cm, None, FLORIN)
 
@@ -210,11 +212,11 @@ def test_expansion_follows_each_ones_own_annotation() -> None:
     assert env_value(out) == "%(env)"
     assert out["metadata"]["labels"] == {"tier": "%(env)"}
     assert not needs_parameters(rs, customizer(expand=False))
-    rs["metadata"]["annotations"][EXPAND_ANNOTATION] = "true"
+    rs["metadata"]["annotations"][api.EXPAND_PARAMETERS_ANNOTATION] = "true"
     out = customize(rs, customizer((ENV_PATH, '"%(env)"'), expand=False), FLORIN)
     assert (env_value(out), out["metadata"]["labels"]["tier"]) == ("%(env)", "prod")
     assert needs_parameters(rs, customizer(expand=False))
-    rs["metadata"]["annotations"][EXPAND_ANNOTATION] = "True"  # only "true" counts
+    rs["metadata"]["annotations"][api.EXPAND_PARAMETERS_ANNOTATION] = "True"  # only "true" counts
     assert customize(rs, customizer(expand=False), FLORIN)["metadata"]["labels"]["tier"] == "%(env)"
 
 
@@ -304,7 +306,7 @@ texts = st.text(st.sampled_from(list("$.[]'\"*:,-0a%()e{}")) | st.characters(), 
 @given(texts, texts, st.booleans())
 def test_customize_raises_only_our_error(path: str, value: str, expand: bool) -> None:
     rs = replicaset()
-    rs["metadata"]["annotations"][EXPAND_ANNOTATION] = "true"
+    rs["metadata"]["annotations"][api.EXPAND_PARAMETERS_ANNOTATION] = "true"
     try:
         out = checked_customize(rs, customizer((path, value), expand=expand), {"e": "1"})
     except CustomizeError:

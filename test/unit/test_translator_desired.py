@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from apis.edge.v2alpha1 import Customizer, EdgePlacementSpec, Location, SinglePlacement
+from apis.edge.v2alpha1 import constants as api
 from apis.edge.v2alpha1.naming import mailbox_name
 from pkg.controllers.translator.desired import (
     Desired,
@@ -32,12 +33,6 @@ from pkg.controllers.translator.desired import (
 )
 from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey, ServedResource
 from pkg.controllers.what.select import (
-    CUSTOMIZER_ANNOTATION,
-    DOWNSYNC_OVERWRITE,
-    EDGE_GROUP,
-    EXECUTING_COUNT,
-    EXPAND_PARAMETERS,
-    PROJECTED_LABEL,
     GroupResource,
 )
 
@@ -50,7 +45,7 @@ DEPLOY = GroupResource("apps", "deployments")
 APISVC = GroupResource("apiregistration.k8s.io", "apiservices")
 CRONTABS = GroupResource("stable.example.com", "crontabs")
 SPROCKETS = GroupResource("group1.test", "sprockets")
-CUSTOMIZERS = GroupResource(EDGE_GROUP, "customizers")
+CUSTOMIZERS = GroupResource(api.GROUP, "customizers")
 
 INFO = {
     CM: ServedResource(CM, "ConfigMap", True, ("v1",)),
@@ -176,7 +171,7 @@ def location(
     md: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if annotations:
         md["annotations"] = dict(annotations)
-    return {"apiVersion": f"{EDGE_GROUP}/v2alpha1", "kind": "Location", "metadata": md}
+    return {"apiVersion": f"{api.GROUP}/v2alpha1", "kind": "Location", "metadata": md}
 
 
 def locations(*locs: Mapping[str, Any], cluster: str = "imw1") -> dict[tuple[str, str], Location]:
@@ -195,11 +190,11 @@ def customizer_obj(
     namespace_: str, name: str, *replacements: tuple[str, str], expand: bool = True
 ) -> dict[str, Any]:
     return obj(
-        f"{EDGE_GROUP}/v2alpha1",
+        f"{api.GROUP}/v2alpha1",
         "Customizer",
         name,
         namespace_,
-        annotations={EXPAND_PARAMETERS: "true"} if expand else None,
+        annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"} if expand else None,
         replacements=[{"path": p, "value": v} for p, v in replacements],
     )
 
@@ -333,7 +328,7 @@ def wmw_c(*, with_placement: bool = True) -> Workspace:
                 "httpd-htdocs",
                 "commonstuff",
                 data={"index.html": _html("common", "%(loc-name)")},
-                annotations={EXPAND_PARAMETERS: "true", EXECUTING_COUNT: "2"},
+                annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true", api.EXECUTING_COUNT_ANNOTATION: "2"},
                 cluster=c,
             ),
         ),
@@ -345,7 +340,10 @@ def wmw_c(*, with_placement: bool = True) -> Workspace:
                 "ReplicaSet",
                 "commond",
                 "commonstuff",
-                annotations={CUSTOMIZER_ANNOTATION: "example-customizer", EXECUTING_COUNT: "2"},
+                annotations={
+                    api.CUSTOMIZER_ANNOTATION: "example-customizer",
+                    api.EXECUTING_COUNT_ANNOTATION: "2",
+                },
                 cluster=c,
                 spec=_pod_spec("common", 8081),
                 status={"replicas": 1, "readyReplicas": 1},
@@ -403,7 +401,7 @@ def wmw_s() -> Workspace:
                 "httpd-htdocs",
                 "specialstuff",
                 data={"index.html": _html("special", "%(loc-name)")},
-                annotations={EXPAND_PARAMETERS: "true"},
+                annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"},
                 cluster=c,
             ),
         ),
@@ -415,7 +413,7 @@ def wmw_s() -> Workspace:
                 "Deployment",
                 "speciald",
                 "specialstuff",
-                annotations={CUSTOMIZER_ANNOTATION: "example-customizer"},
+                annotations={api.CUSTOMIZER_ANNOTATION: "example-customizer"},
                 cluster=c,
                 spec=_pod_spec("special", 8082),
                 status={"readyReplicas": 1},
@@ -509,8 +507,8 @@ def test_example1_copies_in_florin_a6() -> None:
         "metadata": {
             "name": "httpd-htdocs",
             "namespace": "commonstuff",
-            "labels": {PROJECTED_LABEL: "yes"},
-            "annotations": {EXPAND_PARAMETERS: "true"},
+            "labels": {api.PROJECTED_LABEL: "yes"},
+            "annotations": {api.EXPAND_PARAMETERS_ANNOTATION: "true"},
         },
         "data": {"index.html": _html("common", "florin")},
     }
@@ -524,8 +522,8 @@ def test_example1_copies_in_florin_a6() -> None:
         "metadata": {
             "name": "commond",
             "namespace": "commonstuff",
-            "labels": {PROJECTED_LABEL: "yes"},
-            "annotations": {CUSTOMIZER_ANNOTATION: "example-customizer"},
+            "labels": {api.PROJECTED_LABEL: "yes"},
+            "annotations": {api.CUSTOMIZER_ANNOTATION: "example-customizer"},
         },
         "spec": want_spec,
     }
@@ -564,7 +562,7 @@ def test_example1_copies_in_guilder_a6() -> None:
         "metadata": {
             "name": "my-new-cron-object",
             "namespace": "specialstuff",
-            "labels": {PROJECTED_LABEL: "yes"},
+            "labels": {api.PROJECTED_LABEL: "yes"},
         },
         "spec": {"cronSpec": "* * * * */5", "image": "my-awesome-cron-image"},
     }
@@ -577,7 +575,7 @@ def test_example1_copies_in_guilder_a6() -> None:
             "labels": {
                 "kubernetes.io/metadata.name": "specialstuff",
                 "special": "yes",
-                PROJECTED_LABEL: "yes",
+                api.PROJECTED_LABEL: "yes",
             },
             "annotations": {"just-for": "fun"},
         },
@@ -586,7 +584,7 @@ def test_example1_copies_in_guilder_a6() -> None:
     crd = bodies[key(CRDS, "crontabs.stable.example.com")]
     assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
     assert crd["spec"] == CRONTAB_CRD_SPEC
-    assert crd["metadata"] == {"name": "crontabs.stable.example.com", "labels": {PROJECTED_LABEL: "yes"}}
+    assert crd["metadata"] == {"name": "crontabs.stable.example.com", "labels": {api.PROJECTED_LABEL: "yes"}}
 
 
 def test_example1_copies_carry_no_server_metadata_status_or_system_annotations() -> None:
@@ -595,10 +593,10 @@ def test_example1_copies_carry_no_server_metadata_status_or_system_annotations()
             assert "status" not in c.body, c.key
             md = c.body["metadata"]
             assert set(md) <= {"name", "namespace", "labels", "annotations"}, c.key
-            assert md["labels"][PROJECTED_LABEL] == "yes"
+            assert md["labels"][api.PROJECTED_LABEL] == "yes"
             for ann in md.get("annotations") or {}:
                 assert not ann.startswith("kcp.io/"), c.key
-                assert ann != EXECUTING_COUNT, c.key
+                assert ann != api.EXECUTING_COUNT_ANNOTATION, c.key
             assert c.body["apiVersion"] == c.api_version
 
 
@@ -784,7 +782,7 @@ def test_several_locations_one_sync_target_give_one_mailbox_with_the_union() -> 
         [dest("lb", "uid1", sync_target="st1")],
         downsync=[clause("", "configmaps", objectNames=["y", "both"])],
     )
-    expanding = {EXPAND_PARAMETERS: "true"}
+    expanding = {api.EXPAND_PARAMETERS_ANNOTATION: "true"}
     both = cm("both", data={"k": "%(zone) %(env) %(tier) %(region)"}, annotations=expanding)
     x = cm("x", data={"k": "%(zone)"}, annotations=expanding)
     y = cm("y", data={"k": "%(tier)"}, annotations=expanding)
@@ -803,7 +801,7 @@ def test_several_locations_one_sync_target_give_one_mailbox_with_the_union() -> 
 def test_location_label_wins_over_its_own_annotation() -> None:
     loc = location("la", {"zone": "label"}, {"zone": "annotation", "only-ann": "ann"})
     p = placement("p", [dest("la", "uid1")], downsync=[clause("", "configmaps")])
-    x = cm("x", data={"k": "%(zone)/%(only-ann)"}, annotations={EXPAND_PARAMETERS: "true"})
+    x = cm("x", data={"k": "%(zone)/%(only-ann)"}, annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"})
     m = checked_compute([workspace("ws1", [(CM, x)], [p])], locations(loc)).mailboxes[MB1]
     assert m.copies[key(CM, "x", "default")].body["data"] == {"k": "label/ann"}
 
@@ -813,7 +811,7 @@ def test_parameter_conflict_between_locations_holds_back_only_the_copies_using_i
     lb = location("lb", {"env": "dev", "zone": "a"})
     p1 = placement("p1", [dest("la", "uid1", sync_target="st1")], downsync=[clause("", "configmaps")])
     p2 = placement("p2", [dest("lb", "uid1", sync_target="st1")], downsync=[clause("", "configmaps")])
-    expanding = {EXPAND_PARAMETERS: "true"}
+    expanding = {api.EXPAND_PARAMETERS_ANNOTATION: "true"}
     uses_env = cm("uses-env", data={"k": "%(env)"}, annotations=expanding)
     uses_zone = cm("uses-zone", data={"k": "%(zone)"}, annotations=expanding)
     d = checked_compute([workspace("ws1", [(CM, uses_env), (CM, uses_zone)], [p1, p2])], locations(la, lb))
@@ -834,7 +832,7 @@ def test_parameter_conflict_between_locations_holds_back_only_the_copies_using_i
 
 def test_parameters_come_from_the_locations_of_that_mailbox_only() -> None:
     p = placement("p", [dest("loc1", "uid1"), dest("loc2", "uid2")], downsync=[clause("", "configmaps")])
-    x = cm("x", data={"k": "zone %(zone)"}, annotations={EXPAND_PARAMETERS: "true"})
+    x = cm("x", data={"k": "zone %(zone)"}, annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"})
     d = checked_compute([workspace("ws1", [(CM, x)], [p])], locations(LOC1, LOC2))
     assert d.problems == []
     assert d.mailboxes[MB1].copies[key(CM, "x", "default")].body["data"] == {"k": "zone a"}
@@ -847,8 +845,8 @@ def test_parameters_come_from_the_locations_of_that_mailbox_only() -> None:
 
 def test_undefined_parameter_holds_back_that_copy_only() -> None:
     p = placement("p", [dest("loc1", "uid1"), dest("loc2", "uid2")], downsync=[clause("", "configmaps")])
-    bad = cm("bad", data={"k": "%(id)"}, annotations={EXPAND_PARAMETERS: "true"})
-    good = cm("good", data={"k": "%(zone)"}, annotations={EXPAND_PARAMETERS: "true"})
+    bad = cm("bad", data={"k": "%(id)"}, annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"})
+    good = cm("good", data={"k": "%(zone)"}, annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"})
     d = checked_compute([workspace("ws1", [(CM, bad), (CM, good)], [p])], locations(LOC1, LOC2))
     for mb in (MB1, MB2):
         m = d.mailboxes[mb]
@@ -867,7 +865,7 @@ def test_missing_customizer_holds_back_the_copy() -> None:
         "ReplicaSet",
         "r",
         "default",
-        annotations={CUSTOMIZER_ANNOTATION: "no-such"},
+        annotations={api.CUSTOMIZER_ANNOTATION: "no-such"},
         spec=_pod_spec("x", 1),
     )
     d = checked_compute([workspace("ws1", [(RS, rs)], [p])], locations(LOC1))
@@ -886,7 +884,7 @@ def test_customizer_in_another_namespace_is_found_and_applied() -> None:
         "ReplicaSet",
         "r",
         "default",
-        annotations={CUSTOMIZER_ANNOTATION: "tools/c"},
+        annotations={api.CUSTOMIZER_ANNOTATION: "tools/c"},
         spec=_pod_spec("x", 1),
     )
     d = checked_compute([workspace("ws1", [(RS, rs)], [p], customizers=[cust])], locations(LOC1))
@@ -897,7 +895,7 @@ def test_customizer_in_another_namespace_is_found_and_applied() -> None:
 def test_bad_customizer_path_holds_back_the_copy() -> None:
     cust = customizer_obj("default", "c", ("$", '{"a": 1}'))
     p = placement("p", [dest("loc1", "uid1")], downsync=[clause("", "configmaps")])
-    x = cm("x", annotations={CUSTOMIZER_ANNOTATION: "c"})
+    x = cm("x", annotations={api.CUSTOMIZER_ANNOTATION: "c"})
     d = checked_compute([workspace("ws1", [(CM, x)], [p], customizers=[cust])], locations(LOC1))
     assert d.mailboxes[MB1].held == {key(CM, "x", "default"): "CustomizationFailed"}
 
@@ -905,7 +903,7 @@ def test_bad_customizer_path_holds_back_the_copy() -> None:
 def test_missing_location_holds_back_copies_that_need_parameters_only() -> None:
     """C12g: the Location is gone while the SPS still names it; nothing is expanded from nothing."""
     p = placement("p", [dest("gone", "uid1")], downsync=[clause("", "configmaps")])
-    needs = cm("needs", data={"k": "%(zone)"}, annotations={EXPAND_PARAMETERS: "true"})
+    needs = cm("needs", data={"k": "%(zone)"}, annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"})
     m = checked_compute([workspace("ws1", [(CM, needs), (CM, cm("plain"))], [p])], {}).mailboxes[MB1]
     assert m.held == {key(CM, "needs", "default"): "CustomizationFailed"}
     assert set(m.copies) == {key(CM, "plain", "default")}
@@ -914,13 +912,17 @@ def test_missing_location_holds_back_copies_that_need_parameters_only() -> None:
 def test_bare_customizer_name_on_cluster_scoped_object_holds_back_c9() -> None:
     cust = customizer_obj("default", "c", ("$.spec.version", '"v2"'), expand=False)
     svc = obj(
-        "apiregistration.k8s.io/v1", "APIService", "v1.x", annotations={CUSTOMIZER_ANNOTATION: "c"}, spec={}
+        "apiregistration.k8s.io/v1",
+        "APIService",
+        "v1.x",
+        annotations={api.CUSTOMIZER_ANNOTATION: "c"},
+        spec={},
     )
     ok = obj(
         "apiregistration.k8s.io/v1",
         "APIService",
         "v2.x",
-        annotations={CUSTOMIZER_ANNOTATION: "default/c"},
+        annotations={api.CUSTOMIZER_ANNOTATION: "default/c"},
         spec={},
     )
     p = placement("p", [dest("loc1", "uid1")], downsync=[clause("apiregistration.k8s.io", "apiservices")])
@@ -1082,8 +1084,8 @@ def test_invalid_selector_is_reported_and_the_rest_still_works() -> None:
 
 def test_create_only_flag() -> None:
     p = placement("p", [dest("loc1", "uid1")], downsync=[clause("", "configmaps")])
-    once = cm("once", annotations={DOWNSYNC_OVERWRITE: "false"})
-    always = cm("always", annotations={DOWNSYNC_OVERWRITE: "true"})
+    once = cm("once", annotations={api.DOWNSYNC_OVERWRITE_ANNOTATION: "false"})
+    always = cm("always", annotations={api.DOWNSYNC_OVERWRITE_ANNOTATION: "true"})
     m = checked_compute(
         [workspace("ws1", [(CM, once), (CM, always), (CM, cm("plain"))], [p])], locations(LOC1)
     ).mailboxes[MB1]
@@ -1094,7 +1096,7 @@ def test_create_only_flag() -> None:
     }
     # The annotation itself is the user's and is carried.
     assert m.copies[key(CM, "once", "default")].body["metadata"]["annotations"] == {
-        DOWNSYNC_OVERWRITE: "false"
+        api.DOWNSYNC_OVERWRITE_ANNOTATION: "false"
     }
 
 

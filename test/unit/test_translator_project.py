@@ -12,13 +12,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from apis.edge.v2alpha1 import constants as api
 from pkg.controllers.translator.project import create_form, needs_update, update_form
-from pkg.controllers.what.select import (
-    CUSTOMIZER_ANNOTATION,
-    DOWNSYNC_OVERWRITE,
-    EXECUTING_COUNT,
-    PROJECTED_LABEL,
-)
 
 
 def source() -> dict[str, Any]:
@@ -41,8 +36,8 @@ def source() -> dict[str, Any]:
                 "kcp.io/cluster": "2x8kqq3n7bwyhnrs",
                 "kcp.io/path": "root:wmw-c",
                 "experimental.tenancy.kcp.io/owner": "z",
-                EXECUTING_COUNT: "2",
-                CUSTOMIZER_ANNOTATION: "example-customizer",
+                api.EXECUTING_COUNT_ANNOTATION: "2",
+                api.CUSTOMIZER_ANNOTATION: "example-customizer",
             },
             "finalizers": ["example.com/keep"],
         },
@@ -84,8 +79,8 @@ def test_create_form_exact() -> None:
         "metadata": {
             "name": "commond",
             "namespace": "commonstuff",
-            "labels": {"app": "common", PROJECTED_LABEL: "yes"},
-            "annotations": {CUSTOMIZER_ANNOTATION: "example-customizer"},
+            "labels": {"app": "common", api.PROJECTED_LABEL: "yes"},
+            "annotations": {api.CUSTOMIZER_ANNOTATION: "example-customizer"},
             "finalizers": ["example.com/keep"],
         },
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "common"}}},
@@ -105,14 +100,14 @@ def test_create_form_without_labels_or_annotations() -> None:
     assert create_form(src, "v1") == {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "x", "labels": {PROJECTED_LABEL: "yes"}},
+        "metadata": {"name": "x", "labels": {api.PROJECTED_LABEL: "yes"}},
     }
 
 
 def test_create_form_forces_the_projected_label() -> None:
     src = source()
-    src["metadata"]["labels"][PROJECTED_LABEL] = "no"
-    assert create_form(src, "apps/v1")["metadata"]["labels"][PROJECTED_LABEL] == "yes"
+    src["metadata"]["labels"][api.PROJECTED_LABEL] = "no"
+    assert create_form(src, "apps/v1")["metadata"]["labels"][api.PROJECTED_LABEL] == "yes"
 
 
 def test_create_form_keeps_every_other_top_level_section() -> None:
@@ -183,7 +178,7 @@ def test_needs_update_after_a_source_label_or_annotation_change() -> None:
     for section, key_, value in (
         ("labels", "app", "other"),
         ("labels", "tier", "new"),
-        ("annotations", CUSTOMIZER_ANNOTATION, "other"),
+        ("annotations", api.CUSTOMIZER_ANNOTATION, "other"),
         ("annotations", "new-note", "x"),
     ):
         src = source()
@@ -192,7 +187,7 @@ def test_needs_update_after_a_source_label_or_annotation_change() -> None:
 
 
 def test_needs_update_when_an_owned_label_was_changed_or_deleted_in_the_mailbox() -> None:
-    for label in ("app", PROJECTED_LABEL):
+    for label in ("app", api.PROJECTED_LABEL):
         existing = in_mailbox(desired())
         del existing["metadata"]["labels"][label]
         assert needs_update(existing, desired()), label
@@ -202,7 +197,7 @@ def test_needs_update_when_an_owned_label_was_changed_or_deleted_in_the_mailbox(
 
 def test_needs_update_when_an_owned_annotation_was_deleted_in_the_mailbox() -> None:
     existing = in_mailbox(desired())
-    del existing["metadata"]["annotations"][CUSTOMIZER_ANNOTATION]
+    del existing["metadata"]["annotations"][api.CUSTOMIZER_ANNOTATION]
     assert needs_update(existing, desired())
 
 
@@ -233,9 +228,9 @@ def test_needs_update_ignores_status_differences() -> None:
 
 def test_create_only_annotation_is_just_an_owned_annotation() -> None:
     src = source()
-    src["metadata"]["annotations"][DOWNSYNC_OVERWRITE] = "false"
+    src["metadata"]["annotations"][api.DOWNSYNC_OVERWRITE_ANNOTATION] = "false"
     want = create_form(src, "apps/v1")
-    assert want["metadata"]["annotations"][DOWNSYNC_OVERWRITE] == "false"
+    assert want["metadata"]["annotations"][api.DOWNSYNC_OVERWRITE_ANNOTATION] == "false"
     assert not needs_update(in_mailbox(want), want)
 
 
@@ -257,9 +252,9 @@ def test_update_form_keeps_mailbox_only_parts_and_replaces_owned_ones() -> None:
     body = update_form(existing, want)
     assert body["spec"] == {"replicas": 3, "selector": {"matchLabels": {"app": "common"}}}
     md = body["metadata"]
-    assert md["labels"] == {"app": "common2", "edge-only": "yes", PROJECTED_LABEL: "yes"}
+    assert md["labels"] == {"app": "common2", "edge-only": "yes", api.PROJECTED_LABEL: "yes"}
     assert md["annotations"] == {
-        CUSTOMIZER_ANNOTATION: "example-customizer",
+        api.CUSTOMIZER_ANNOTATION: "example-customizer",
         "added": "a",
         "edge-note": "n",
         "kcp.io/cluster": "mailboxcluster",
@@ -284,10 +279,10 @@ def test_update_form_restores_drift() -> None:
     existing = in_mailbox(desired())
     existing["spec"]["replicas"] = 9
     existing["metadata"]["labels"]["app"] = "drifted"
-    del existing["metadata"]["labels"][PROJECTED_LABEL]
+    del existing["metadata"]["labels"][api.PROJECTED_LABEL]
     body = update_form(existing, desired())
     assert body["spec"] == desired()["spec"]
-    assert body["metadata"]["labels"] == {"app": "common", "edge-only": "yes", PROJECTED_LABEL: "yes"}
+    assert body["metadata"]["labels"] == {"app": "common", "edge-only": "yes", api.PROJECTED_LABEL: "yes"}
     assert not needs_update(body, desired())
 
 
@@ -345,7 +340,7 @@ def test_update_form_without_annotations_anywhere() -> None:
             "name": "x",
             "namespace": "d",
             "resourceVersion": "5",
-            "labels": {PROJECTED_LABEL: "yes"},
+            "labels": {api.PROJECTED_LABEL: "yes"},
         },
         "data": {"a": "1"},
     }
@@ -407,11 +402,12 @@ def test_update_form_always_converges(
 def test_create_form_never_carries_system_keys(
     labels: dict[str, str], annotations: dict[str, str], sections: dict[str, Any]
 ) -> None:
-    md = create_form(_obj(labels, {**annotations, EXECUTING_COUNT: "1"}, sections), "v1")["metadata"]
+    counted = {**annotations, api.EXECUTING_COUNT_ANNOTATION: "1"}
+    md = create_form(_obj(labels, counted, sections), "v1")["metadata"]
     for k in [*md["labels"], *(md.get("annotations") or {})]:
         assert not k.startswith("kcp.io/") and ".kcp.io/" not in k
-    assert EXECUTING_COUNT not in (md.get("annotations") or {})
-    assert md["labels"][PROJECTED_LABEL] == "yes"
+    assert api.EXECUTING_COUNT_ANNOTATION not in (md.get("annotations") or {})
+    assert md["labels"][api.PROJECTED_LABEL] == "yes"
     assert not needs_update(
         create_form(_obj(labels, annotations, sections), "v1"),
         create_form(_obj(labels, annotations, sections), "v1"),

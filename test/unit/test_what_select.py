@@ -13,14 +13,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from apis.edge.v2alpha1 import EdgePlacementSpec, UpsyncSet
+from apis.edge.v2alpha1 import constants as api
 from pkg.controllers.what import select
 from pkg.controllers.what.select import (
-    CUSTOMIZER_ANNOTATION,
-    DOWNSYNC_OVERWRITE,
-    EDGE_GROUP,
-    EXECUTING_COUNT,
-    EXPAND_PARAMETERS,
-    PROJECTED_LABEL,
     CompiledPlacement,
     GroupResource,
     could_select,
@@ -89,12 +84,12 @@ def compiled(spec: dict[str, Any]) -> CompiledPlacement:
 
 
 def test_constants() -> None:
-    assert EDGE_GROUP == "edge.kubestellar.io"
-    assert PROJECTED_LABEL == "edge.kubestellar.io/projected"
-    assert DOWNSYNC_OVERWRITE == "edge.kubestellar.io/downsync-overwrite"
-    assert EXECUTING_COUNT == "kubestellar.io/executing-count"
-    assert CUSTOMIZER_ANNOTATION == "edge.kubestellar.io/customizer"
-    assert EXPAND_PARAMETERS == "edge.kubestellar.io/expand-parameters"
+    assert api.GROUP == "edge.kubestellar.io"
+    assert api.PROJECTED_LABEL == "edge.kubestellar.io/projected"
+    assert api.DOWNSYNC_OVERWRITE_ANNOTATION == "edge.kubestellar.io/downsync-overwrite"
+    assert api.EXECUTING_COUNT_ANNOTATION == "kubestellar.io/executing-count"
+    assert api.CUSTOMIZER_ANNOTATION == "edge.kubestellar.io/customizer"
+    assert api.EXPAND_PARAMETERS_ANNOTATION == "edge.kubestellar.io/expand-parameters"
 
 
 def test_group_resource_str_and_order() -> None:
@@ -111,8 +106,8 @@ def test_group_resource_str_and_order() -> None:
 @pytest.mark.parametrize(
     "gr",
     [
-        GroupResource(EDGE_GROUP, "customizers"),
-        GroupResource(EDGE_GROUP, "edgeplacements"),
+        GroupResource(api.GROUP, "customizers"),
+        GroupResource(api.GROUP, "edgeplacements"),
         GroupResource("scheduling.kcp.io", "locations"),
         GroupResource("tenancy.kcp.io", "workspaces"),
         GroupResource("topology.kcp.io", "partitions"),
@@ -416,7 +411,15 @@ def test_b1_what_resolver() -> None:
         (NS, obj("ns2", kind="Namespace", labels=ns_labels["ns2"])),
         (CM, obj("cm1", "default", labels={"foo": "bar"})),
         (CM, obj("cm2", "default", labels={"foo": "bar"})),
-        (CM, obj("cm3", "default", labels={"foo": "baz"}, annotations={DOWNSYNC_OVERWRITE: "false"})),
+        (
+            CM,
+            obj(
+                "cm3",
+                "default",
+                labels={"foo": "baz"},
+                annotations={api.DOWNSYNC_OVERWRITE_ANNOTATION: "false"},
+            ),
+        ),
         (CM, obj("kube-root-ca.crt", "default")),
     ]
     got = {}
@@ -503,10 +506,10 @@ def test_a4_edge_placement_c() -> None:
     ns_labels = {"commonstuff": {"kubernetes.io/metadata.name": "commonstuff"}}
     cands = [
         (NS, obj("commonstuff", kind="Namespace")),
-        (CM, obj("httpd-htdocs", "commonstuff", annotations={EXPAND_PARAMETERS: "true"})),
+        (CM, obj("httpd-htdocs", "commonstuff", annotations={api.EXPAND_PARAMETERS_ANNOTATION: "true"})),
         (CM, obj("kube-root-ca.crt", "commonstuff")),
         (
-            GroupResource(EDGE_GROUP, "customizers"),
+            GroupResource(api.GROUP, "customizers"),
             obj("example-customizer", "commonstuff", kind="Customizer"),
         ),
         (RS, obj("commond", "commonstuff", api_version="apps/v1", kind="ReplicaSet")),
@@ -764,9 +767,9 @@ def test_compiled_placement_is_comparable() -> None:
 
 
 def test_create_only() -> None:
-    assert create_only(obj("a", "ns", annotations={DOWNSYNC_OVERWRITE: "false"}))
-    assert not create_only(obj("a", "ns", annotations={DOWNSYNC_OVERWRITE: "true"}))
-    assert not create_only(obj("a", "ns", annotations={DOWNSYNC_OVERWRITE: "False"}))
+    assert create_only(obj("a", "ns", annotations={api.DOWNSYNC_OVERWRITE_ANNOTATION: "false"}))
+    assert not create_only(obj("a", "ns", annotations={api.DOWNSYNC_OVERWRITE_ANNOTATION: "true"}))
+    assert not create_only(obj("a", "ns", annotations={api.DOWNSYNC_OVERWRITE_ANNOTATION: "False"}))
     assert not create_only(obj("a", "ns"))
 
 

@@ -20,15 +20,9 @@ from apis.machinery.labels import Selector, SelectorError, matches_any, selector
 from pkg.runtime.meta import Meta
 
 __all__ = [
-    "CUSTOMIZER_ANNOTATION",
-    "DOWNSYNC_OVERWRITE",
-    "EDGE_GROUP",
     "EXCLUDED_GROUPS",
-    "EXECUTING_COUNT",
-    "EXPAND_PARAMETERS",
     "NOT_FOR_EDGE",
     "NOT_SUPPORTED",
-    "PROJECTED_LABEL",
     "CompiledPlacement",
     "DownsyncClause",
     "GroupResource",
@@ -46,14 +40,6 @@ __all__ = [
     "version_sort_key",
 ]
 
-# Aliases of the API constants (apis/edge/v2alpha1/constants.py).
-EDGE_GROUP = api.GROUP
-PROJECTED_LABEL = api.PROJECTED_LABEL
-DOWNSYNC_OVERWRITE = api.DOWNSYNC_OVERWRITE_ANNOTATION
-EXECUTING_COUNT = api.EXECUTING_COUNT_ANNOTATION
-CUSTOMIZER_ANNOTATION = api.CUSTOMIZER_ANNOTATION
-EXPAND_PARAMETERS = api.EXPAND_PARAMETERS_ANNOTATION
-
 
 @dataclass(frozen=True, order=True)
 class GroupResource:
@@ -70,7 +56,7 @@ class GroupResource:
 # Exclusions (behaviour 4.1)
 
 EXCLUDED_GROUPS: frozenset[str] = frozenset(
-    {EDGE_GROUP, "scheduling.kcp.io", "tenancy.kcp.io", "topology.kcp.io", "workload.kcp.io"}
+    {api.GROUP, "scheduling.kcp.io", "tenancy.kcp.io", "topology.kcp.io", "workload.kcp.io"}
 )
 
 
@@ -134,7 +120,7 @@ def is_system_object(obj: Mapping[str, Any]) -> bool:
 
 def create_only(obj: Mapping[str, Any]) -> bool:
     """True when the object asks to be created once and never updated (behaviour 5.11)."""
-    return Meta(obj).annotations.get(DOWNSYNC_OVERWRITE) == "false"
+    return Meta(obj).annotations.get(api.DOWNSYNC_OVERWRITE_ANNOTATION) == "false"
 
 
 # ---------------------------------------------------------------------------------------------
