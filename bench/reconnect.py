@@ -21,9 +21,7 @@ plain / reset, and the load average.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,7 +35,7 @@ import urllib3
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scale import SIZES, Bench, BenchError, Model, get_or_none, log
+from bench.scale import SIZES, Bench, BenchError, Model, get_or_none, log, run_guarded, write_json
 from pkg.runtime import kcp, reachability
 from pkg.runtime.informer import Informer
 from pkg.runtime.rest import ApiError
@@ -206,19 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ks-bench-reconnect-"))
     bench = ReconnectBench(args, Model.build(SIZES["small"], os.urandom(3).hex()), work)
-    ok = False
-    try:
-        r = bench.run_reconnect()
-        ok = True
-    except (BenchError, kcp.KcpError, ApiError) as e:
-        log(f"FAILED: {e}")
+    r = run_guarded(bench, bench.run_reconnect, work, keep=args.keep)
+    if r is None:
         return 1
-    finally:
-        bench.stop()
-        if ok and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log(f"work directory kept: {work}")
     print(
         f"kcp down {args.down:.0f}s, then one object edit (fan-out {r['runs'][0]['fan_out']})"
         " as soon as it answers:"
@@ -236,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {r[mode]['informers_after_up_s']:6.1f}s after kcp answered (runs: {runs})"
         )
     print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(r, indent=2, sort_keys=True) + "\n")
+    write_json(args.json, r)
     return 0
 
 

@@ -1719,25 +1719,41 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ks-bench-"))
     bench = Bench(args, Model.build(size, os.urandom(3).hex()), work)
     log(f"bench.scale {args.size} {size}; work directory {work}")
+    result = run_guarded(bench, bench.run, work, keep=args.keep)
+    if result is None:
+        return 1
+    result["size"] = args.size
+    print(report(result))
+    write_json(args.json, result)
+    return 0
+
+
+def run_guarded(
+    bench: Any, run: Callable[[], dict[str, Any]], work: Path, *, keep: bool
+) -> dict[str, Any] | None:
+    """``run()``'s result, or None (logged) when it failed; then ``bench.stop()``, and the work
+    directory removed after a success unless ``keep`` (kept, and said, otherwise)."""
     ok = False
     try:
-        result = bench.run()
-        result["size"] = args.size
+        result = run()
         ok = True
+        return result
     except (BenchError, kcp.KcpError, ApiError) as e:
         log(f"FAILED: {e}")
-        return 1
+        return None
     finally:
         bench.stop()
-        if ok and not args.keep:
+        if ok and not keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             log(f"work directory kept: {work}")
-    print(report(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        log(f"wrote {args.json}")
-    return 0
+
+
+def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    """The figures as JSON in ``path`` (the benchmarks' ``--json``), if given."""
+    if path:
+        path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        log(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ comparison is the translator's converge, with mailboxes and SinglePlacementSlice
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -48,7 +46,6 @@ from bench.scale import (
     SIZES,
     THE_ONE,
     Bench,
-    BenchError,
     Loc,
     Model,
     Proc,
@@ -56,8 +53,10 @@ from bench.scale import (
     get_or_none,
     log,
     proc_stats,
+    run_guarded,
     server_reads,
     server_writes,
+    write_json,
 )
 from pkg.runtime import kcp
 from pkg.runtime.rest import ApiError
@@ -369,23 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         pm.toggle = None
     bench = UpstreamBench(args, model, work)
     log(f"bench.upstream {args.size} {size}; work directory {work}")
-    ok = False
-    try:
-        result = bench.run_upstream()
-        ok = True
-    except (BenchError, kcp.KcpError, ApiError) as e:
-        log(f"FAILED: {e}")
+    result = run_guarded(bench, bench.run_upstream, work, keep=args.keep)
+    if result is None:
         return 1
-    finally:
-        bench.stop()
-        if ok and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log(f"work directory kept: {work}")
     print(report(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        log(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 
