@@ -21,6 +21,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from apis.edge.v2alpha1 import UpsyncSet
 from pkg.controllers.translator.desired import Memo, Workspace, compute
 from pkg.controllers.what.resolve import resolve
 from test.unit.property_settings import Coverage, coverage_fixture, examples
@@ -396,3 +397,52 @@ def test_every_input_of_a_mailbox_is_part_of_its_fingerprint(
     assert memo.built == built
     if built == 1:
         assert after.mailboxes["imw-mb-u1"] is before.mailboxes["imw-mb-u1"]
+
+
+def test_a_what_resolved_after_its_spec_changed_is_built_again() -> None:
+    """The join reads a placement's spec from its informer and its what from the what resolver; it
+    can run between the two, with the new spec and the old what.  The mailbox built then must not
+    be reused once the new what arrives (seen as the-one missing an upsync-only change)."""
+    world = two_wmws()
+    flanges = {"apiGroup": "group1.test", "resources": ["flanges"], "names": ["*"]}
+    world.wmws[0]["placements"][0]["spec"]["upsync"] = [flanges]  # already upsyncing something
+    workspaces, locations, mailboxes = inputs(world)
+
+    def with_whats(views: list[Workspace], specs: dict[str, Any]) -> list[Workspace]:
+        out = []
+        for ws in views:
+            ps = [
+                dataclasses.replace(
+                    p,
+                    what=resolve(
+                        specs.get(ws.cluster, p.spec), ws.path, ws.resources, ws.objects, ws.namespaces
+                    ),
+                )
+                for p in ws.placements
+            ]
+            out.append(dataclasses.replace(ws, placements=ps))
+        return out
+
+    memo = Memo()
+    old_views = with_whats(workspaces, {})
+    compute(old_views, locations, mailboxes, memo=memo)
+
+    gears = UpsyncSet.model_validate({"apiGroup": "group4.test", "resources": ["gears"], "names": ["*"]})
+    ws0 = workspaces[0]
+    (p0,) = ws0.placements
+    assert p0.spec is not None
+    new_spec = p0.spec.model_copy(update={"upsync": [*(p0.spec.upsync or []), gears]})
+    # The join before the what resolver: the new spec, the what of the old one.
+    stale = [
+        dataclasses.replace(
+            old_views[0], placements=[dataclasses.replace(old_views[0].placements[0], spec=new_spec)]
+        )
+    ]
+    compute([*stale, *old_views[1:]], locations, mailboxes, memo=memo)
+    # Then the new what arrives.
+    fresh = with_whats([dataclasses.replace(ws0, placements=[dataclasses.replace(p0, spec=new_spec)])], {})
+    views = [*fresh, *old_views[1:]]
+    after = compute(views, locations, mailboxes, memo=memo)
+    assert after == compute(views, locations, mailboxes)
+    upsync = after.mailboxes["imw-mb-u0"].syncer_config.upsync or []
+    assert any(u.api_group == "group4.test" for u in upsync)

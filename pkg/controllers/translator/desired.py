@@ -305,12 +305,16 @@ def compute(
                 upsync_crd_ids = (
                     frozenset(id(o) for o in ws.objects.get(CRDS, ())) if compiled.upsync else None
                 )
+                # The what, when the what resolver gives it, by identity: the spec comes from the
+                # placement's informer and may be newer than the what resolved from it (a join can
+                # run between the two), and the mailbox is built from the what.
                 content = (
                     ws_inputs,
                     p.name,
                     spec,
                     frozenset(id(obj) for obj, _ in parts.values()),
                     upsync_crd_ids,
+                    id(p.what) if p.what is not None else None,
                 )
                 token = memo._token(content, tokens)
             for d in p.destinations:
