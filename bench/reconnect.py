@@ -35,7 +35,7 @@ import urllib3
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scale import SIZES, Bench, BenchError, Model, get_or_none, log, run_guarded, write_json
+from bench.scale import SIZES, Bench, BenchError, Model, log, run_guarded, write_json
 from pkg.runtime import kcp, reachability
 from pkg.runtime.informer import Informer
 from pkg.runtime.rest import ApiError
@@ -84,8 +84,7 @@ class ReconnectBench(Bench):
             p.alive()
             for loc in list(pending.values()):
                 try:
-                    cm = get_or_none(
-                        kcp.cluster(boxes, loc.cluster or f"root:{loc.mailbox}"),
+                    cm = kcp.cluster(boxes, loc.cluster or f"root:{loc.mailbox}").get_or_none(
                         f"{target.collection()}/{target.name}",
                     )
                 except ApiError:

@@ -422,15 +422,6 @@ def _subset(want: Any, have: Any) -> bool:
 # Reading mailboxes
 
 
-def get_or_none(c: RestClient, path: str) -> Any:
-    try:
-        return c.get(path)
-    except ApiError as e:
-        if e.not_found:
-            return None
-        raise
-
-
 @dataclass(frozen=True)
 class Variant:
     """Whose copies a check looks for: the translator's (projected label, real namespaces,
@@ -475,7 +466,7 @@ class Mailboxes:
 
     def the_one_ok(self, loc: Loc, v: Variant = TRANSLATOR) -> str | None:
         try:
-            one = get_or_none(self.at(loc), f"{EDGE}/syncerconfigs/{v.the_one}")
+            one = self.at(loc).get_or_none(f"{EDGE}/syncerconfigs/{v.the_one}")
         except ApiError as e:
             return f"mailbox not readable ({e.status})"
         if one is None:
@@ -700,7 +691,7 @@ class Mailboxes:
 
         def empty(loc: Loc) -> str | None:
             c = self.at(loc)
-            if get_or_none(c, f"{EDGE}/syncerconfigs/{THE_ONE}") is not None:
+            if c.get_or_none(f"{EDGE}/syncerconfigs/{THE_ONE}") is not None:
                 return "the-one"
             for label in (PROJECTED, BASELINE_LABEL):
                 if c.get("/api/v1/namespaces", {"labelSelector": f"{label}=yes"})["items"]:
@@ -1344,7 +1335,7 @@ class Bench:
             wc.patch(f"{target.collection()}/{target.name}", {"data": {"rev": str(target.rev)}})
 
         def object_shows(loc: Loc) -> bool:
-            cm = get_or_none(self.mailboxes.at(loc), f"{target.collection()}/{target.name}")
+            cm = self.mailboxes.at(loc).get_or_none(f"{target.collection()}/{target.name}")
             return bool(cm and cm.get("data", {}).get("rev") == str(target.rev))
 
         obj = self._series(p, "object edit", edit_object, object_shows, affected)
@@ -1364,7 +1355,7 @@ class Bench:
             new = placement.toggle
             old = TOGGLES[0] if new == TOGGLES[1] else TOGGLES[1]
             base = f"/api/v1/namespaces/{TOGGLE_NS}/configmaps"
-            if get_or_none(c, f"{base}/{new}") is None or get_or_none(c, f"{base}/{old}") is not None:
+            if c.get_or_none(f"{base}/{new}") is None or c.get_or_none(f"{base}/{old}") is not None:
                 return False
             return self.mailboxes.the_one_ok(loc) is None
 

@@ -50,7 +50,6 @@ from bench.scale import (
     Model,
     Proc,
     Size,
-    get_or_none,
     log,
     proc_stats,
     run_guarded,
@@ -154,9 +153,9 @@ class UpstreamBench(Bench):
 
         def empty(loc: Loc) -> str | None:
             c = self.mailboxes.at(loc)
-            if get_or_none(c, f"{EDGE}/syncerconfigs/{THE_ONE}") is not None:
+            if c.get_or_none(f"{EDGE}/syncerconfigs/{THE_ONE}") is not None:
                 return "the-one"
-            left = [ns for ns in m.namespaces(loc) if get_or_none(c, f"/api/v1/namespaces/{ns}") is not None]
+            left = [ns for ns in m.namespaces(loc) if c.get_or_none(f"/api/v1/namespaces/{ns}") is not None]
             return f"namespaces {left[:3]}" if left else None
 
         for loc in m.locs:

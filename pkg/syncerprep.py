@@ -143,16 +143,6 @@ def _waiter(progress: Progress, timeout: float) -> Callable[[str, Callable[[], A
     return wait
 
 
-def _get(c: RestClient, path: str) -> dict[str, Any] | None:
-    try:
-        obj: dict[str, Any] = c.get(path)
-        return obj
-    except ApiError as e:
-        if e.not_found:
-            return None
-        raise
-
-
 def _ca_data(client: RestClient) -> str | None:
     """The server's CA certificate (base64), as the admin kubeconfig gives it; None if unverified."""
     conf = client.endpoint.configuration
@@ -207,7 +197,7 @@ def prep_for_syncer(
             f"SyncTarget name {sync_target!r} is too long: the syncer's namespace {sid!r} "
             "would exceed 63 characters"
         )
-    if _get(kcp.cluster(client, espw), kcp.API_EXPORTS.path(name=bootstrap.EDGE_EXPORT)) is None:
+    if kcp.cluster(client, espw).get_or_none(kcp.API_EXPORTS.path(name=bootstrap.EDGE_EXPORT)) is None:
         raise PrepError(
             f"{espw} has no APIExport {bootstrap.EDGE_EXPORT}: it is not the edge service provider workspace"
         )
@@ -224,7 +214,7 @@ def prep_for_syncer(
     mb = kcp.cluster(client, mb_path)
 
     def bound() -> bool:
-        b = _get(mb, kcp.API_BINDINGS.path(name="bind-edge"))
+        b = mb.get_or_none(kcp.API_BINDINGS.path(name="bind-edge"))
         return bool(b and (b.get("status") or {}).get("phase") == "Bound")
 
     wait(f"APIBinding bind-edge in {mb_path} to be Bound ({hint})", bound)
@@ -268,7 +258,7 @@ def _prepare_mailbox(
     """Create or repair the mailbox objects; return (writes, the ServiceAccount's token)."""
     writes = 0
     esc_path = resources.EDGE_SYNC_CONFIGS.path(name=sync_target)
-    esc = _get(mb, esc_path)
+    esc = mb.get_or_none(esc_path)
     if esc is None:
         body = {
             "apiVersion": resources.EDGE_SYNC_CONFIGS.api_version,
@@ -292,7 +282,7 @@ def _prepare_mailbox(
         nonlocal writes
         namespace = ns if info.namespaced else None
         path = info.path(namespace=namespace, name=body["metadata"]["name"])
-        have = _get(mb, path)
+        have = mb.get_or_none(path)
         if have is None:
             if _create(mb, info.path(namespace=namespace), body) is not None:
                 writes += 1
@@ -319,7 +309,7 @@ def _prepare_mailbox(
     role_ref = {"apiGroup": kube.CLUSTER_ROLES.group, "kind": kube.CLUSTER_ROLES.kind, "name": sid}
     subjects = [{"kind": "ServiceAccount", "name": sid, "namespace": ns}]
     crb_path = kube.CLUSTER_ROLE_BINDINGS.path(name=sid)
-    crb = _get(mb, crb_path)
+    crb = mb.get_or_none(crb_path)
     if crb is not None and crb.get("roleRef") != role_ref:  # roleRef is immutable
         mb.delete(crb_path)
         writes += 1
@@ -350,7 +340,7 @@ def _prepare_mailbox(
     )
 
     def token() -> str | None:
-        data = (_get(mb, kube.SECRETS.path(namespace=ns, name=secret_name)) or {}).get("data") or {}
+        data = (mb.get_or_none(kube.SECRETS.path(namespace=ns, name=secret_name)) or {}).get("data") or {}
         return base64.b64decode(data["token"]).decode() if data.get("token") else None
 
     # kcp's token controller fills in a ServiceAccount token Secret, as Kubernetes' does.

@@ -302,6 +302,15 @@ class RestClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
+    def get_or_none(self, path: str) -> Any:
+        """GET ``path``; None when the server answers 404 (other errors are raised)."""
+        try:
+            return self.get(path)
+        except ApiError as e:
+            if e.not_found:
+                return None
+            raise
+
     def get_raw(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
         """GET, returning the answer's bytes undecoded (typed informers decode them into models)."""
         data: bytes = self.request("GET", path, params=params, raw=True)
