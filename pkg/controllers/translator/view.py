@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 NAME = "placement-translator"
 PROJECTED_SELECTOR = f"{api.PROJECTED_LABEL}=yes"
 RETRY_SOON = Result(requeue_after=1.0)
+PROBES = 8
+"""Requests in flight at once while probing which kube exports kcp serves across clusters."""
 WAIT_REPORTED_AFTER = 10.0  # seconds a copy may wait for its resource before placements say so
 SourceKey = tuple[str, CopyKey]  # (WMW logical cluster, object)
 PlacementKey = tuple[str, str]  # (WMW logical cluster, EdgePlacement name)
@@ -194,10 +197,17 @@ class View:
         except ApiError as e:
             log.warning("kube exports not listed workspace=%s err=%s", kcp.COMPUTE_WORKSPACE, e.status)
             exports = []
+        schemas: dict[str, Mapping[str, Any]] = {}
+        if exports:  # one LIST instead of a GET per schema
+            for schema in compute.get(kcp.API_RESOURCE_SCHEMAS.path()).get("items") or []:
+                schemas[Meta(schema).name] = schema.get("spec") or {}
         for export in exports:
             identity = kcp.export_identity(export)
             for schema_name in (export.get("spec") or {}).get("latestResourceSchemas") or []:
-                spec = compute.get(kcp.API_RESOURCE_SCHEMAS.path(name=schema_name)).get("spec") or {}
+                spec = schemas.get(schema_name)
+                if spec is None:
+                    log.warning("resource schema of a kube export not found name=%s", schema_name)
+                    continue
                 gr = GroupResource(
                     str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", ""))
                 )
@@ -213,15 +223,23 @@ class View:
                 self._natives[gr] = found
         for gr, found in self._natives.items():
             self.shared_informer(gr, found.preferred)
+
         # Before any workspace binds an export, kcp answers 404 for its resources across clusters,
         # and an informer that cannot list would hold back the Manager's cache sync: those are
         # watched from the first mailbox reconcile on instead.
-        for gr, (identity, _, storage) in self.bound.items():
+        def across_clusters(item: tuple[GroupResource, tuple[str, tuple[str, ...], str]]) -> bool:
+            gr, (identity, _, storage) = item
             try:
                 kcp.wildcard(self.all).get(_bound_path(gr, storage, identity), {"limit": 1})
             except ApiError:
-                continue
-            self.shared_informer(gr, storage)
+                return False
+            return True
+
+        bound = list(self.bound.items())
+        with ThreadPoolExecutor(PROBES, thread_name_prefix="probe") as pool:
+            for (gr, (_, _, storage)), ok in zip(bound, pool.map(across_clusters, bound), strict=True):
+                if ok:
+                    self.shared_informer(gr, storage)
 
     def shared_informer(self, gr: GroupResource, version: str) -> Informer | None:
         """The ``/clusters/*`` informer on projected copies of ``gr`` at ``version``, if kcp serves one."""
