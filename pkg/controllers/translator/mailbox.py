@@ -56,7 +56,6 @@ class MailboxReconciler:
         v.set_clean(name, cluster, False)
         want = desired.mailboxes.get(name) or MailboxDesired(name)
         mb = v.mailbox(name, cluster)
-        assert mb.namespaces is not None
         the_one_key = f"{cluster}|the-one"
         the_one = v.written.fresh(the_one_key, v.listers.syncer_configs.get(cluster, THE_ONE))
 
@@ -81,11 +80,11 @@ class MailboxReconciler:
                     waiting.append(f"{gr} is not served yet in mailbox {name}")
                 continue
             informers[gr] = inf
-        if not mb.namespaces.has_synced() or not all(i.has_synced() for i in informers.values()):
+        if not v.namespaces.has_synced() or not all(i.has_synced() for i in informers.values()):
             return Result(requeue_after=0.2)
 
         client = mb.client
-        cached_ns = {Meta(n).name: n for n in mb.namespaces.list()}
+        cached_ns = v.namespaces_in(cluster)
 
         def ns_exists(ns: str) -> bool:
             key = f"{cluster}|{CopyKey(NAMESPACES, '', ns)}"
@@ -103,7 +102,7 @@ class MailboxReconciler:
                     v.written.wrote(f"{cluster}|{CopyKey(NAMESPACES, '', ns)}", created_ns)
             wkey = f"{cluster}|{copy.key}"
             if copy.key.gr == NAMESPACES:
-                cached = next((n for n in mb.namespaces.list() if Meta(n).name == copy.key.name), None)
+                cached = cached_ns.get(copy.key.name)
             else:
                 cached = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
             have = v.written.fresh(wkey, cached)

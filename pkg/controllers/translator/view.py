@@ -29,7 +29,7 @@ from apis.edge.v2alpha1.naming import is_mailbox_name
 from apis.machinery.resource import group_version_path
 from pkg.controllers.translator.desired import Desired, mailbox_of
 from pkg.controllers.what.controller import WhatStore, WmwCaches
-from pkg.controllers.what.resolve import CopyKey
+from pkg.controllers.what.resolve import NAMESPACES, CopyKey
 from pkg.controllers.what.select import GroupResource, excluded
 from pkg.controllers.written import Written
 from pkg.runtime import kcp, kube
@@ -39,6 +39,7 @@ from pkg.runtime.events import EventRecorder
 from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError, RestClient
+from pkg.runtime.store import CLUSTER_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ PlacementKey = tuple[str, str]  # (WMW logical cluster, EdgePlacement name)
 class Mailbox:
     cluster: str
     client: RestClient
-    namespaces: Informer | None = None
     copies: dict[tuple[GroupResource, str], Informer] = field(default_factory=dict)  # (gr, version)
 
 
@@ -124,6 +124,14 @@ class View:
         self.shared: dict[tuple[GroupResource, str], Informer] = {}  # /clusters/* informers on copies
         self.bound: dict[GroupResource, tuple[str, tuple[str, ...], str]] = {}  # identity, versions, storage
         self._natives: dict[GroupResource, APIResource] = {}
+        # Every Namespace of every cluster in one informer (a mailbox's own, projected or not,
+        # say where its copies can go): one watch however many mailboxes there are.
+        self.namespaces: Informer = factory.informer(kcp.wildcard(all_clusters), kube.NAMESPACES.path())
+        self.namespaces.add_event_handler(
+            on_add=lambda o: self._copy_event_any(NAMESPACES, o),
+            on_update=lambda o, n: self._copy_event_any(NAMESPACES, n),
+            on_delete=lambda o: self._copy_event_any(NAMESPACES, o),
+        )
 
     # -- the desired snapshot ----------------------------------------------------------------------
 
@@ -222,7 +230,8 @@ class View:
             if found.listable and not excluded(gr) and gr not in self.bound and group != api.GROUP:
                 self._natives[gr] = found
         for gr, found in self._natives.items():
-            self.shared_informer(gr, found.preferred)
+            if gr != NAMESPACES:  # self.namespaces has them all
+                self.shared_informer(gr, found.preferred)
 
         # Before any workspace binds an export, kcp answers 404 for its resources across clusters,
         # and an informer that cannot list would hold back the Manager's cache sync: those are
@@ -270,22 +279,16 @@ class View:
             self._copy_event(name, gr, obj)
 
     def mailbox(self, name: str, cluster: str) -> Mailbox:
-        """The mailbox's caches, its Namespace informer started."""
+        """The mailbox's caches."""
         with self._lock:
             mb = self._mailboxes.get(name)
             if mb is None or mb.cluster != cluster:
                 mb = self._mailboxes[name] = Mailbox(cluster, kcp.cluster(self.all, cluster))
-            fresh = mb.namespaces is None
-            if fresh:
-                mb.namespaces = self.factory.informer(mb.client, kube.NAMESPACES.path())
-        if fresh:
-            assert mb.namespaces is not None
-            mb.namespaces.add_event_handler(
-                on_add=lambda o: self.queues.mailbox(name),
-                on_update=lambda o, n: None,
-                on_delete=lambda o: self.queues.mailbox(name),
-            )
         return mb
+
+    def namespaces_in(self, cluster: str) -> dict[str, Mapping[str, Any]]:
+        """The Namespaces of one logical cluster, by name (from the one Namespace informer)."""
+        return {Meta(n).name: n for n in self.namespaces.by_index(CLUSTER_INDEX, cluster)}
 
     def known_mailbox(self, name: str) -> Mailbox | None:
         with self._lock:
