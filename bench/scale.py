@@ -103,6 +103,7 @@ IMW = "imw1"
 TOGGLE_NS = "w0-toggle"
 BASELINE_LABEL = "bench.kubestellar.io/baseline"  # instead of the projected label: the translator ignores it
 TOGGLES = ("toggle-0", "toggle-1")
+BCAST = "broadcast"  # the namespace, ConfigMap and EdgePlacement of the new-placement phase
 OBJECTS_PER_NAMESPACE = 10
 POLLERS = 8
 RESOURCE = {"ConfigMap": ("", "configmaps", "v1"), "Deployment": ("apps", "deployments", "v1")}
@@ -130,7 +131,13 @@ class Size:
     placements: int
 
 
-SIZES = {"small": Size(10, 2, 20, 2), "medium": Size(100, 5, 250, 5)}
+SIZES = {
+    "small": Size(10, 2, 20, 2),
+    "medium": Size(100, 5, 250, 5),
+    # 1,000 mailboxes, each reached by 2 of 20 placements (one per WMW, 5 objects each): about
+    # 10 copies per mailbox, and an object edit or a placement edit reaches 100 of them.
+    "large": Size(1000, 20, 100, 20),
+}
 
 
 @dataclass
@@ -1285,6 +1292,8 @@ class Bench:
             "cached_objects_total": total,
             "bytes_per_cached_object": (self.result["restart"]["controller"]["rss_bytes"] - idle)
             / max(1, total),
+            "bytes_per_mailbox": (self.result["restart"]["controller"]["rss_bytes"] - idle)
+            / max(1, len(self.model.locs)),
             "after_changes_rss_bytes": stats["rss_bytes"],
             "after_changes_peak_rss_bytes": stats["peak_rss_bytes"],
         }
@@ -1381,6 +1390,97 @@ class Bench:
                 f"{name}: p50 {lat['p50'] * 1000:.0f} ms, p90 {lat['p90'] * 1000:.0f} ms,"
                 f" p99 {lat['p99'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms"
             )
+
+    def new_placement(self, p: Proc) -> None:
+        """A new EdgePlacement reaching every mailbox (the last phase: the model does not know it).
+
+        One ConfigMap in a namespace of its own in the first WMW, created first; then, at the clock's
+        zero, an EdgePlacement selecting every Location and that namespace's ConfigMaps.  A
+        mailbox has it when its ``the-one`` lists the ConfigMap (written after the copy and its
+        Namespace, so the syncer can take it from there): per-mailbox arrival times from one watch
+        on every SyncerConfig (the edge export's virtual workspace), p50/p90/max, and the writes
+        against the minimal 3 per mailbox (Namespace, copy, ``the-one``).  The floor beside it:
+        those writes at the baseline writer's rate measured in this run.  Every controller runs
+        (``kubestellar start``): the where resolver makes the placement's SinglePlacementSlice."""
+        m = self.model
+        wc = kcp.cluster(self.client, m.wmw_path(0))
+        wc.create(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BCAST}}
+        )
+        cm = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": BCAST, "namespace": BCAST, "labels": {"bench": "broadcast"}},
+            "data": {"hello": "every mailbox"},
+        }
+        wc.create(f"/api/v1/namespaces/{BCAST}/configmaps", cm)
+        placement = {
+            "apiVersion": "edge.kubestellar.io/v2alpha1",
+            "kind": "EdgePlacement",
+            "metadata": {"name": BCAST},
+            "spec": {
+                "locationSelectors": [{"matchLabels": {"bench": "yes"}}],
+                "downsync": [{"apiGroup": "", "resources": ["configmaps"], "namespaces": [BCAST]}],
+            },
+        }
+        assert self.mailboxes.edge_vw is not None
+        vw, path = self.mailboxes.edge_vw, f"{EDGE}/syncerconfigs"
+        clusters = {loc.cluster for loc in m.locs}
+        arrived: dict[str, float] = {}
+
+        def lists_it(spec: Any) -> bool:
+            for entry in (spec or {}).get("namespacedObjects") or []:
+                for by_ns in entry.get("objectsByNamespace") or []:
+                    if by_ns.get("namespace") == BCAST and BCAST in (by_ns.get("names") or []):
+                        return True
+            return False
+
+        rv = str(vw.get(path, {"limit": 1})["metadata"]["resourceVersion"])
+        before = p.writes()
+        t0 = time.monotonic()
+        wc.create(f"{EDGE}/edgeplacements", placement)
+        deadline = t0 + self.args.timeout
+        while len(arrived) < len(clusters):
+            if time.monotonic() > deadline:
+                raise BenchError(f"new placement: {len(clusters) - len(arrived)} mailboxes never listed it")
+            params = {"watch": "true", "resourceVersion": rv, "timeoutSeconds": 30}
+            for ev in vw.stream(path, params, read_timeout=45):
+                obj = ev.get("object") or {}
+                if ev.get("type") == "ERROR":
+                    raise BenchError(f"new placement: watch error {obj}")
+                rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
+                cluster = kcp.cluster_of(obj)
+                mine = obj.get("metadata", {}).get("name") == THE_ONE and cluster in clusters
+                if mine and cluster not in arrived and lists_it(obj.get("spec")):
+                    arrived[cluster] = time.monotonic() - t0
+                if len(arrived) == len(clusters):
+                    break
+        time.sleep(self.args.quiet)
+        every = diff_writes(p.writes(), before)  # the where resolver's too: its slice and status
+        writes = {
+            k: n for k, n in every.items() if k.split()[-1] in ("namespaces", "configmaps", "syncerconfigs")
+        }
+        minimal = {"create namespaces": len(clusters), "create configmaps": len(clusters)}
+        minimal["update syncerconfigs"] = len(clusters)
+        base = self.result["baseline"]
+        rate = base["writes_total"] / max(1e-9, base["seconds"])
+        floor = sum(minimal.values()) / rate
+        lat = percentiles(list(arrived.values()))
+        self.result["new_placement"] = {
+            "latency_s": lat,
+            "fan_out": len(clusters),
+            "writes": writes,
+            "other_writes": {k: n for k, n in every.items() if k not in writes},
+            "minimal_writes": minimal,
+            "write_ratio": sum(writes.values()) / sum(minimal.values()),
+            "floor_s": floor,
+            "baseline_writes_per_second": rate,
+        }
+        log(
+            f"new placement to {len(clusters)} mailboxes: p50 {lat['p50']:.2f}s, p90 {lat['p90']:.2f}s,"
+            f" max {lat['max']:.2f}s; {sum(writes.values())} writes; floor at the baseline's rate"
+            f" {floor:.2f}s"
+        )
 
     def baseline(self, run: int) -> dict[str, Any]:
         """The baseline writer, run ``run``: the same minimal writes with the same REST client,
@@ -1534,6 +1634,12 @@ class Bench:
         self.result["change_latency"]["controller_cpu_seconds"] = after["cpu_seconds"]
         p.stop()
         self.mailboxes.wait_all(self.mailboxes.check, time.monotonic(), self.args.timeout, "final check")
+        if self.args.new_placement:  # every controller: the new placement needs the where resolver
+            p = self.proc("kubestellar-new-placement", "cmd.kubestellar", "start")
+            p.wait_ready(self.args.timeout)
+            p.wait_quiet(self.args.restart_quiet, self.args.timeout)
+            self.new_placement(p)
+            p.stop()
         conv, base = self.result["converge"], self.result["baseline"]
         self.result["converge_ratio"] = conv["seconds"] / base["seconds"]
         self.result["converge_ratio_after_ready"] = conv["after_ready_s"] / base["seconds"]
@@ -1637,10 +1743,20 @@ def report(r: dict[str, Any]) -> str:
         f"{'RSS idle -> synced':<44}{_mib(mem['idle_rss_bytes'] or 0):>14}"
         f"  -> {_mib(mem['synced_rss_bytes'])}",
         f"{'memory per cached object':<44}{mem['bytes_per_cached_object'] or 0:>13.0f}B"
-        f"  ({mem['cached_objects_total']} cached objects)",
+        f"  ({mem['cached_objects_total']} cached objects,"
+        f" {mem['cached_objects'].get('mailbox_namespaces_and_copies', 0)} of them in mailboxes)",
+        f"{'memory per mailbox':<44}{mem['bytes_per_mailbox'] or 0:>13.0f}B  (RSS growth / mailboxes)",
         "",
         "writes during converge (verb resource: actual / minimal):",
     ]
+    if "new_placement" in r:
+        npl = r["new_placement"]
+        lat = npl["latency_s"]
+        lines[-2:-2] = [
+            f"{'new placement to every mailbox (K=' + str(npl['fan_out']) + ')':<44}{lat['p90']:>13.2f}s"
+            f"  p90; p50 {lat['p50']:.2f}s, max {lat['max']:.2f}s; floor (its minimal writes at the"
+            f" baseline's rate) {npl['floor_s']:.2f}s; write_ratio {npl['write_ratio']:.2f}",
+        ]
     for k in sorted(set(conv["writes"]) | set(conv["minimal"])):
         lines.append(f"  {k:<40}{conv['writes'].get(k, 0):>8} / {conv['minimal'].get(k, 0)}")
     if rs["writes"]:
@@ -1696,6 +1812,12 @@ def parser() -> argparse.ArgumentParser:
         help="after the measured runs, one more converge sampled by py-spy into this file (raw format);"
         " its top entries are printed",
     )
+    p.add_argument(
+        "--new-placement",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="end with a new EdgePlacement reaching every mailbox (default: with --size large)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (kcp data, logs)")
     p.add_argument(
         "-v",
@@ -1709,6 +1831,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.new_placement is None:
+        args.new_placement = args.size == "large"
     base = SIZES[args.size]
     size = Size(
         args.sync_targets or base.sync_targets,
