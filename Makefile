@@ -74,6 +74,7 @@ bench: $(STAMP) kcp
 	$(PY) -m bench.scale --size small
 	$(PY) -m bench.scale --size medium
 	$(PY) -m bench.reconnect
+	$(PY) -m bench.tls
 	$(PY) -m bench.upstream $(if $(UPSTREAM_BIN),--upstream-bin $(UPSTREAM_BIN))
 
 clean:
