@@ -339,13 +339,14 @@ class Translator:
         self.join_ctl.enqueue(_ALL)
 
     def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
-        """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state."""
+        """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state;
+        the mailbox itself is reconciled on every change (it waits, without polling, for its
+        workspace to be Ready)."""
         if not is_mailbox_name(Meta(new).name):
             return
-        if old is not None and _workspace_facts(old) == _workspace_facts(new):
-            self.mailbox_ctl.enqueue(Meta(new).name)
-            return
-        self.join_ctl.enqueue(_ALL)
+        self.mailbox_ctl.enqueue(Meta(new).name)
+        if old is None or _workspace_facts(old) != _workspace_facts(new):
+            self.join_ctl.enqueue(_ALL)
 
     def _the_one_changed(self, obj: SyncerConfig) -> None:
         if obj.metadata.name != api.THE_ONE:

@@ -47,12 +47,12 @@ class MailboxReconciler:
         desired = v.desired()
         if desired is None:
             return None
-        ws = v.mailbox_workspaces().get(name)
+        ws = v.mailbox_workspace(name)
         if ws is None:
             return None  # not (yet) a workspace: the mailbox controller makes it, its event brings us back
         cluster = str((ws.get("spec") or {}).get("cluster") or "")
         if (ws.get("status") or {}).get("phase") != "Ready" or not cluster or Meta(ws).deleting:
-            return RETRY_SOON
+            return None  # its change of phase (or deletion) brings us back
         v.set_clean(name, cluster, False)
         want = desired.mailboxes.get(name) or MailboxDesired(name)
         mb = v.mailbox(name, cluster)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 NAME = "placement-translator"
 PROJECTED_SELECTOR = f"{api.PROJECTED_LABEL}=yes"
 RETRY_SOON = Result(requeue_after=1.0)
+WORKSPACE_NAME_INDEX = "translator-workspace-name"
 PROBES = 8
 """Requests in flight at once while probing which kube exports kcp serves across clusters."""
 WAIT_REPORTED_AFTER = 10.0  # seconds a copy may wait for its resource before placements say so
@@ -111,6 +112,7 @@ class View:
         self.discovery = discovery
         self.listers = listers
         self.workspaces = workspaces
+        workspaces.add_indexers({WORKSPACE_NAME_INDEX: lambda ws: [Meta(ws).name]})
         self.caches = caches
         self.whats = whats
         self.queues = queues
@@ -177,6 +179,14 @@ class View:
                 self._clean.add((mailbox, cluster))
 
     # -- workspaces ----------------------------------------------------------------------------------
+
+    def mailbox_workspace(self, name: str) -> Mapping[str, Any] | None:
+        """The workspace under root called ``name``, if it is a mailbox (by the name index: a
+        mailbox reconcile must not scan every workspace, there is one per mailbox)."""
+        if not is_mailbox_name(name):
+            return None
+        found = self.workspaces.by_index(WORKSPACE_NAME_INDEX, name)
+        return found[0] if found else None
 
     def mailbox_workspaces(self) -> dict[str, Mapping[str, Any]]:
         """Workspaces under root that are mailboxes, by name."""
