@@ -64,6 +64,9 @@ from pkg.runtime.rest import RestClient
 
 log = logging.getLogger(__name__)
 _ALL = "all"
+JOIN_COALESCE = 0.5
+"""Seconds a join caused by mailbox workspaces waits, so that the changes of many mailboxes at
+once (1,000 new SyncTargets, each workspace changing as kcp schedules it) take one join."""
 
 
 def droppable_wmws(
@@ -339,14 +342,16 @@ class Translator:
         self.join_ctl.enqueue(_ALL)
 
     def _workspace_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> None:
-        """Only a mailbox appearing, going, becoming Ready or moving matters to the desired state;
+        """Only a mailbox appearing, going or moving (its logical cluster) matters to the join;
         the mailbox itself is reconciled on every change (it waits, without polling, for its
         workspace to be Ready)."""
         if not is_mailbox_name(Meta(new).name):
             return
         self.mailbox_ctl.enqueue(Meta(new).name)
         if old is None or _workspace_facts(old) != _workspace_facts(new):
-            self.join_ctl.enqueue(_ALL)
+            # A burst of new mailboxes (each workspace changes several times as kcp schedules it)
+            # costs one join per JOIN_COALESCE seconds, not one per event.
+            self.join_ctl.queue.add_after(_ALL, JOIN_COALESCE)
 
     def _the_one_changed(self, obj: SyncerConfig) -> None:
         if obj.metadata.name != api.THE_ONE:
@@ -356,11 +361,9 @@ class Translator:
 
 
 def _workspace_facts(ws: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (
-        (ws.get("spec") or {}).get("cluster"),
-        (ws.get("status") or {}).get("phase"),
-        Meta(ws).deleting,
-    )
+    """What the join reads of a mailbox's workspace (its phase only matters to the mailbox's own
+    reconcile, which every change of the workspace enqueues)."""
+    return ((ws.get("spec") or {}).get("cluster"), Meta(ws).deleting)
 
 
 def _log_puts(kind: str, before: Mapping[tuple[str, str], Any], after: Mapping[tuple[str, str], Any]) -> None:
