@@ -24,6 +24,8 @@ NAMESPACE_INDEX = "namespace"
 """The built-in index of an object's namespace (client-go's ``NamespaceIndex``)."""
 CLUSTER_INDEX = "cluster"
 """The built-in index of an object's logical cluster (kcp's ``ClusterIndexName``)."""
+NAME_INDEX = "name"
+"""An index of ``metadata.name`` (not built in: added with :func:`name_index` where needed)."""
 
 
 def name_of(obj: Any) -> str:
@@ -107,6 +109,12 @@ def namespace_index(obj: Any) -> list[str]:
     """The :data:`NAMESPACE_INDEX` function: ``[namespace]``, or ``[]`` for cluster-scoped objects."""
     namespace = namespace_of(obj)
     return [namespace] if namespace else []
+
+
+def name_index(obj: Any) -> list[str]:
+    """The :data:`NAME_INDEX` function: ``[name]``, or ``[]`` when the object has none."""
+    name = name_of(obj)
+    return [name] if name else []
 
 
 def cluster_index(obj: Any) -> list[str]:

@@ -42,9 +42,11 @@ from typing_extensions import TypeVar
 
 from apis.machinery.meta import (
     CLUSTER_INDEX,
+    NAME_INDEX,
     NAMESPACE_INDEX,
     cluster_index,
     make_key,
+    name_index,
     namespace_index,
     split_key,
 )
@@ -63,6 +65,7 @@ T = TypeVar("T", default=Object)
 __all__ = [
     "CLUSTER_INDEX",
     "NAMESPACE_INDEX",
+    "NAME_INDEX",
     "IndexFunc",
     "Indexer",
     "KeyFunc",
@@ -70,6 +73,7 @@ __all__ = [
     "cluster_index",
     "cluster_namespace_key",
     "make_key",
+    "name_index",
     "namespace_index",
     "split_key",
 ]

@@ -50,7 +50,7 @@ from pkg.runtime.klog import V, kv
 from pkg.runtime.manager import Manager
 from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError, RestClient
-from pkg.runtime.store import CLUSTER_INDEX, Object
+from pkg.runtime.store import CLUSTER_INDEX, NAME_INDEX, Object, name_index
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ DEFAULT_WORKERS = 4
 EDGE_BINDING = "bind-edge"
 
 MAILBOX_INDEX = "mailbox"  # on SyncTargets: the mailbox name
-NAME_INDEX = "name"  # on Workspaces: metadata.name
 LOGICAL_CLUSTER_INDEX = "logicalcluster"  # on Workspaces: spec.cluster
 
 REASON_INVALID_NAME = "InvalidMailboxName"
@@ -77,11 +76,6 @@ def _mailbox_index(sync_target: SyncTarget) -> list[str]:
         return [mailbox_of(sync_target)]
     except InvalidMailboxName:
         return []
-
-
-def _name_index(obj: Object) -> list[str]:
-    name = Meta(obj).name
-    return [name] if name else []
 
 
 def _logical_cluster_index(obj: Object) -> list[str]:
@@ -140,7 +134,7 @@ class MailboxController:
         self.workspaces = factory.informer(
             self.root,
             kcp.WORKSPACES.path(),
-            indexers={NAME_INDEX: _name_index, LOGICAL_CLUSTER_INDEX: _logical_cluster_index},
+            indexers={NAME_INDEX: name_index, LOGICAL_CLUSTER_INDEX: _logical_cluster_index},
         )
         self.bindings = factory.informer(kcp.wildcard(allclusters), kcp.API_BINDINGS.path())
         self.controller: Controller[str] = Controller(NAME, self.reconcile, workers=workers)

@@ -39,14 +39,13 @@ from pkg.runtime.events import EventRecorder
 from pkg.runtime.informer import Informer, SharedInformerFactory
 from pkg.runtime.meta import Meta
 from pkg.runtime.rest import ApiError, RestClient
-from pkg.runtime.store import CLUSTER_INDEX
+from pkg.runtime.store import CLUSTER_INDEX, NAME_INDEX, name_index
 
 log = logging.getLogger(__name__)
 
 NAME = "placement-translator"
 PROJECTED_SELECTOR = f"{api.PROJECTED_LABEL}=yes"
 RETRY_SOON = Result(requeue_after=1.0)
-WORKSPACE_NAME_INDEX = "translator-workspace-name"
 PROBES = 8
 """Requests in flight at once while probing which kube exports kcp serves across clusters."""
 WAIT_REPORTED_AFTER = 10.0  # seconds a copy may wait for its resource before placements say so
@@ -112,7 +111,8 @@ class View:
         self.discovery = discovery
         self.listers = listers
         self.workspaces = workspaces
-        workspaces.add_indexers({WORKSPACE_NAME_INDEX: lambda ws: [Meta(ws).name]})
+        # The mailbox controller adds the same index: one index when both share this informer.
+        workspaces.add_indexers({NAME_INDEX: name_index})
         self.caches = caches
         self.whats = whats
         self.queues = queues
@@ -185,7 +185,7 @@ class View:
         mailbox reconcile must not scan every workspace, there is one per mailbox)."""
         if not is_mailbox_name(name):
             return None
-        found = self.workspaces.by_index(WORKSPACE_NAME_INDEX, name)
+        found = self.workspaces.by_index(NAME_INDEX, name)
         return found[0] if found else None
 
     def mailbox_workspaces(self) -> dict[str, Mapping[str, Any]]:
