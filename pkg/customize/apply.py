@@ -82,15 +82,23 @@ def customizer_ref(obj: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def parse_value(text: str) -> Any:
-    """A replacement's value: JSON text (no NaN or Infinity)."""
+    """A replacement's value: JSON text (no NaN or Infinity).  A number written with a fraction or
+    exponent but of integral value under 1e21 (``5.0``, ``1e3``) is read as an int: the API server
+    stores it as a float64 and writes it back in that form (``5``, ``1000``), so a copy carrying it
+    reads back equal to what was sent."""
 
     def reject(constant: str) -> NoReturn:
         raise ValueError(f"{constant} is not JSON")
 
     try:
-        return json.loads(text, parse_constant=reject)
+        return json.loads(text, parse_constant=reject, parse_float=_number)
     except (ValueError, RecursionError) as err:
         raise CustomizeError(f"value {text!r} is not JSON: {err}") from None
+
+
+def _number(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 1e21 else value
 
 
 def _identity(obj: Mapping[str, Any]) -> list[Any]:

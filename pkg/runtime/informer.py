@@ -842,12 +842,19 @@ def _too_large_rv(err: ApiError) -> bool:
 
 # --- SharedInformerFactory -----------------------------------------------------------------------
 
-InformerKey = tuple[str, str, str, str, str]
-"""(client prefix, resource path, label selector, field selector, model class name or "")."""
+InformerKey = tuple[str, str, str, str, str, str]
+"""(client prefix, resource path, label selector, field selector, model class name or "", the
+informer's own transform's name or "")."""
 
 
-def _model_name(model: type[Any] | None) -> str:
+def _model_name(model: Callable[..., Any] | None) -> str:
     return "" if model is None else f"{model.__module__}.{model.__qualname__}"
+
+
+def _then(first: Callable[[Any], Any] | None, second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if first is None:
+        return second
+    return lambda obj: second(first(obj))
 
 
 class SharedInformerFactory:
@@ -856,7 +863,8 @@ class SharedInformerFactory:
     ``informer_options`` are passed to every informer it creates (e.g. ``read_timeout``), with three
     exceptions: ``transform`` goes to dict informers only and ``model_transform`` to typed ones
     only (a transform works on one form), and ``on_decode_error`` and ``event_recorder`` (how typed
-    informers report rejected objects) go to typed ones only.  Informers asked for after
+    informers report rejected objects) go to typed ones only.  An informer may have a transform of
+    its own as well, applied after the factory's; it is part of the informer's key.  Informers asked for after
     :meth:`start` start at once; :meth:`remove` stops and forgets one (for resources that come and
     go at run time).  A typed and a dict informer on the same collection are two informers.
     """
@@ -880,6 +888,7 @@ class SharedInformerFactory:
         label_selector: str | None = None,
         field_selector: str | None = None,
         model: type[Any] | None = None,
+        transform: Callable[[Any], Any] | None = None,
     ) -> InformerKey:
         return (
             client.prefix,
@@ -887,6 +896,7 @@ class SharedInformerFactory:
             label_selector or "",
             field_selector or "",
             _model_name(model),
+            _model_name(transform),
         )
 
     @overload
@@ -899,6 +909,7 @@ class SharedInformerFactory:
         indexers: Mapping[str, IndexFunc] | None = None,
         *,
         model: None = None,
+        transform: Callable[[Object], Object] | None = None,
     ) -> Informer[Object]: ...
 
     @overload
@@ -911,6 +922,7 @@ class SharedInformerFactory:
         indexers: Mapping[str, IndexFunc] | None = None,
         *,
         model: type[M],
+        transform: Callable[[M], M] | None = None,
     ) -> Informer[M]: ...
 
     def informer(
@@ -922,15 +934,18 @@ class SharedInformerFactory:
         indexers: Mapping[str, IndexFunc] | None = None,
         *,
         model: type[Any] | None = None,
+        transform: Callable[[Any], Any] | None = None,
     ) -> Informer[Any]:
         """The shared informer for this key, created (and started, if the factory runs) on first use.
 
         With ``model`` (a generated model class, e.g. ``EdgePlacement``) the informer is typed: it
         decodes every object into the model once, at ingest, and caches and hands out models.
+        ``transform`` (a module-level function: its name is part of the key) shrinks each object
+        after the factory's transform, e.g. to the few fields a controller reads.
         ``indexers`` are added to an existing informer; a name it has with another function is an
         error.  Index functions get the cached objects (models, for a typed informer).
         """
-        key = self.key(client, resource_path, label_selector, field_selector, model)
+        key = self.key(client, resource_path, label_selector, field_selector, model, transform)
         with self._lock:
             informer = self._informers.get(key)
             if informer is None:
@@ -944,6 +959,8 @@ class SharedInformerFactory:
                     options.setdefault("event_recorder", self.event_recorder)
                     if self._model_transform is not None:
                         options["transform"] = self._model_transform
+                if transform is not None:
+                    options["transform"] = _then(options.get("transform"), transform)
                 informer = Informer(
                     client,
                     resource_path,
@@ -967,9 +984,11 @@ class SharedInformerFactory:
         label_selector: str | None = None,
         field_selector: str | None = None,
         model: type[Any] | None = None,
+        transform: Callable[[Any], Any] | None = None,
     ) -> Informer[Any] | None:
+        key = self.key(client, resource_path, label_selector, field_selector, model, transform)
         with self._lock:
-            return self._informers.get(self.key(client, resource_path, label_selector, field_selector, model))
+            return self._informers.get(key)
 
     def informers(self) -> dict[InformerKey, Informer[Any]]:
         with self._lock:
@@ -990,12 +1009,12 @@ class SharedInformerFactory:
         label_selector: str | None = None,
         field_selector: str | None = None,
         model: type[Any] | None = None,
+        transform: Callable[[Any], Any] | None = None,
     ) -> bool:
         """Stop and forget one informer; ``False`` if there was none.  A later ask makes a new one."""
+        key = self.key(client, resource_path, label_selector, field_selector, model, transform)
         with self._lock:
-            informer = self._informers.pop(
-                self.key(client, resource_path, label_selector, field_selector, model), None
-            )
+            informer = self._informers.pop(key, None)
         if informer is None:
             return False
         informer.stop()

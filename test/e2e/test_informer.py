@@ -337,6 +337,45 @@ def test_factory_shares_one_informer_per_key(admin: RestClient) -> None:
     assert factory.informers() == {}
 
 
+def _no_managed_fields(obj: Object) -> Object:
+    md = obj["metadata"]
+    return {**obj, "metadata": {k: v for k, v in md.items() if k != "managedFields"}}
+
+
+def _data_only(obj: Object) -> Object:
+    """An informer's own transform: it sees the factory's output (no managedFields)."""
+    assert "managedFields" not in obj["metadata"]
+    return {"metadata": obj["metadata"], "keys": sorted(obj.get("data") or {})}
+
+
+def test_an_informer_transform_runs_after_the_factory_one_and_keys_the_informer(admin: RestClient) -> None:
+    factory = SharedInformerFactory(read_timeout=30, transform=_no_managed_fields)
+    root = kcp.cluster(admin, kcp.ROOT)
+    ns = namespace(root)
+    label = unique("own")
+    root.create(f"/api/v1/namespaces/{ns}/configmaps", configmap("listed", {"own": label}, a="1"))
+    try:
+        plain = factory.informer(root, "/api/v1/configmaps", f"own={label}")
+        small = factory.informer(root, "/api/v1/configmaps", f"own={label}", transform=_data_only)
+        assert small is not plain
+        assert factory.informer(root, "/api/v1/configmaps", f"own={label}", transform=_data_only) is small
+        assert factory.get(root, "/api/v1/configmaps", f"own={label}", transform=_data_only) is small
+        factory.start()
+        assert all(factory.wait_for_cache_sync(30).values())
+        root.create(f"/api/v1/namespaces/{ns}/configmaps", configmap("watched", {"own": label}, b="2", c="3"))
+        eventually(lambda: len(small.list()) == 2, what="the watched object in the transformed cache")
+        got = {o["metadata"]["name"]: o for o in small.list()}
+        assert got["listed"]["keys"] == ["a"] and got["watched"]["keys"] == ["b", "c"]
+        assert "data" not in got["watched"]
+        eventually(lambda: len(plain.list()) == 2, what="the watched object in the plain cache")
+        assert all("data" in o and "managedFields" not in o["metadata"] for o in plain.list())
+        assert factory.remove(root, "/api/v1/configmaps", f"own={label}", transform=_data_only)
+        assert factory.get(root, "/api/v1/configmaps", f"own={label}") is plain
+    finally:
+        factory.shutdown()
+        root.delete(f"/api/v1/namespaces/{ns}")
+
+
 # --- What the reflector sends, and what kcp answers ------------------------------------------------
 #
 # A RecordingClient is the real RestClient talking to kcp, with a record of every list and watch

@@ -258,6 +258,17 @@ def test_value_is_json(value: str, expected: Any) -> None:
     assert env_value(customize(replicaset(), customizer((ENV_PATH, value)), FLORIN)) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("5.0", 5), ("1e3", 1000), ("-2.0", -2), ("0.5", 0.5), ("1e21", 1e21), ("1.5e-7", 1.5e-7)],
+)
+def test_integral_numbers_read_as_the_server_writes_them_back(value: str, expected: Any) -> None:
+    """The API server keeps ``5.0`` as a float64 and sends it back as ``5`` (Go writes integral
+    floats under 1e21 without a fraction): the value in the copy must be what reads back."""
+    got = parse_value(value)
+    assert got == expected and type(got) is type(expected)
+
+
 def test_missing_intermediates_are_created_as_objects() -> None:
     out = customize(replicaset(), customizer(("$.spec.foo.bar", '"v"')), FLORIN)
     assert out["spec"]["foo"] == {"bar": "v"}

@@ -1,7 +1,8 @@
 """pkg.controllers.translator.project: the field rules for mailbox copies (spec decision 5, A.6, C26).
 
 create_form makes the body of a new copy; needs_update says whether an existing copy differs in
-the parts the translator owns; update_form makes the body to PUT over an existing copy.
+the parts the translator owns; update_form makes the body to PUT over an existing copy; compact is
+the form in which the translator caches copies, and both functions answer the same for it.
 """
 
 from __future__ import annotations
@@ -9,11 +10,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from apis.edge.v2alpha1 import constants as api
-from pkg.controllers.translator.project import create_form, needs_update, update_form
+from pkg.controllers.translator.project import (
+    OWNED_DIGEST,
+    compact,
+    create_form,
+    needs_update,
+    owned_digest,
+    update_form,
+)
 
 
 def source() -> dict[str, Any]:
@@ -412,3 +421,72 @@ def test_create_form_never_carries_system_keys(
         create_form(_obj(labels, annotations, sections), "v1"),
         create_form(_obj(labels, annotations, sections), "v1"),
     )
+
+
+_OWNED_TOP = ("apiVersion", "kind", "metadata", "status")
+
+
+def _differs_oracle(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """needs_update written out on full objects, sections compared as values (the rule of the
+    module docstring, independently of the digest)."""
+    md, want_md = existing.get("metadata") or {}, desired.get("metadata") or {}
+    if {k: v for k, v in existing.items() if k not in _OWNED_TOP} != {
+        k: v for k, v in desired.items() if k not in _OWNED_TOP
+    }:
+        return True
+    for field in ("labels", "annotations"):
+        have, want = md.get(field) or {}, want_md.get(field) or {}
+        if any(have.get(k) != v for k, v in want.items()):
+            return True
+    return "finalizers" in want_md and md.get("finalizers") != want_md.get("finalizers")
+
+
+@given(_maps, _maps, _sections, _maps, _maps, _sections, st.booleans())
+def test_the_compact_form_answers_as_the_full_one(
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    sections: dict[str, Any],
+    old_labels: dict[str, str],
+    old_annotations: dict[str, str],
+    old_sections: dict[str, Any],
+    same: bool,
+) -> None:
+    """For any existing copy and desired form: needs_update on the compact copy equals needs_update
+    on the full copy, which equals the value comparison; update_form gives the same body."""
+    want = create_form(_obj(labels, annotations, sections), "v1")
+    if same:  # what the translator owns as desired, plus what the mailbox added
+        want_md = want["metadata"]
+        old_labels = {**old_labels, **want_md["labels"]}
+        old_annotations = {**old_annotations, **(want_md.get("annotations") or {})}
+    existing = _obj(old_labels, old_annotations, sections if same else old_sections)
+    existing["status"] = {"s": 1}
+    existing["metadata"]["managedFields"] = [{"manager": "m"}]
+    small = compact(existing)
+    assert set(small) == {*_OWNED_TOP, OWNED_DIGEST} and "managedFields" not in small["metadata"]
+    oracle = _differs_oracle(existing, want)
+    assert needs_update(existing, want) == oracle
+    assert needs_update(small, want) == oracle
+    assert needs_update(small, want, owned_digest(want)) == oracle
+    full = update_form(existing, want)
+    assert update_form(small, want) == full
+    assert not needs_update(compact(full), want)
+    if same:
+        assert not oracle
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "equal"),
+    [
+        ({"data": {"x": "1", "y": "2"}}, {"data": {"y": "2", "x": "1"}}, True),  # key order
+        ({"data": {"x": "1"}}, {"data": {"x": "1"}, "status": {"s": 1}}, True),  # not owned
+        ({"spec": {"n": 1}}, {"spec": {"n": "1"}}, False),
+        ({"spec": {"l": [1, 2]}}, {"spec": {"l": [2, 1]}}, False),  # list order counts
+        ({"spec": {}}, {}, False),  # an empty section is a section
+        ({"data": {"é": "ü"}}, {"data": {"é": "ü"}}, True),
+    ],
+)
+def test_owned_digest_is_equal_exactly_when_the_sections_are(
+    a: dict[str, Any], b: dict[str, Any], equal: bool
+) -> None:
+    assert (owned_digest(a) == owned_digest(b)) is equal
+    assert owned_digest(compact(a)) == owned_digest(a)

@@ -44,7 +44,7 @@ from apis.edge.v2alpha1 import (
     UpsyncSet,
 )
 from apis.edge.v2alpha1.naming import SEPARATOR as MAILBOX_SEPARATOR
-from pkg.controllers.translator.project import create_form
+from pkg.controllers.translator.project import create_form, owned_digest
 from pkg.controllers.translator.upsync import Unserved, UpsyncSource, upsync_crds
 from pkg.controllers.what.resolve import CRDS, CopyKey, Resolved, ServedResource, resolve
 from pkg.controllers.what.select import (
@@ -95,7 +95,7 @@ class Workspace:
     customizers: Mapping[tuple[str, str], Customizer]  # (namespace, name) -> Customizer
 
 
-@dataclass
+@dataclass(slots=True)
 class Copy:
     key: CopyKey
     api_version: str  # group/version (or version for the core group)
@@ -103,6 +103,7 @@ class Copy:
     create_only: bool
     source_cluster: str
     namespaced: bool
+    digest: bytes = b""  # owned_digest(body), computed once per shared body
 
 
 @dataclass(frozen=True)
@@ -173,15 +174,16 @@ def _params(
     return merged, conflicts
 
 
-_BODIES: LRUCache[tuple[Any, ...], dict[str, Any]] = LRUCache(maxsize=65536)
+_BODIES: LRUCache[tuple[Any, ...], tuple[dict[str, Any], bytes]] = LRUCache(maxsize=65536)
 _BODIES_LOCK = threading.Lock()
 
 
 def _copy_body(
     obj: Mapping[str, Any], ws: Workspace, params: Mapping[str, str], api_version: str
-) -> dict[str, Any]:
-    """The customized create form of ``obj``, memoized: the same source, Customizer, parameters
-    and version give the same (shared, read-only) body, so most recomputations build nothing.
+) -> tuple[dict[str, Any], bytes]:
+    """The customized create form of ``obj`` and its owned digest, memoized: the same source,
+    Customizer, parameters and version give the same (shared, read-only) body, so most
+    recomputations build nothing.
     Sources and Customizers are the informers' cached dicts, which are replaced, never mutated."""
     ref = customizer_ref(obj)
     customizer = ws.customizers.get(ref) if ref else None
@@ -207,10 +209,11 @@ def _copy_body(
         if cached is not None:
             return cached
     body = create_form(customize(obj, customizer, params), api_version)
+    made = (body, owned_digest(body))
     if cacheable:
         with _BODIES_LOCK:
-            _BODIES[key] = body
-    return body
+            _BODIES[key] = made
+    return made
 
 
 def _api_version(group: str, version: str) -> str:
@@ -454,7 +457,7 @@ def _mailbox(
         params, conflicts = _params(c.locations, locations)
         api_version = _api_version(key.gr.group, version)
         try:
-            body = _copy_body(c.obj, by_cluster[cluster], params, api_version)
+            body, digest = _copy_body(c.obj, by_cluster[cluster], params, api_version)
         except CustomizeError as e:
             message = str(e)
             if conflicts:
@@ -474,6 +477,7 @@ def _mailbox(
             create_only=c.create_only,
             source_cluster=cluster,
             namespaced=c.info.namespaced,
+            digest=digest,
         )
     md.syncer_config = syncer_config_spec(listed, upsync)
     winner_keys = [(cluster, key) for key, (cluster, _) in winners.items()]

@@ -18,7 +18,7 @@ from apis.edge.v2alpha1 import GROUP, VERSION, ObjectMeta, SyncerConfig, SyncerC
 from apis.edge.v2alpha1 import constants as api
 from apis.edge.v2alpha1.client import EdgeV2alpha1Client
 from pkg.controllers.translator.desired import MailboxDesired, syncer_config_json
-from pkg.controllers.translator.project import needs_update, update_form
+from pkg.controllers.translator.project import compact, needs_update, update_form
 from pkg.controllers.translator.view import RETRY_SOON, Reports, View, collection_path
 from pkg.controllers.what.resolve import CRDS, NAMESPACES, CopyKey
 from pkg.controllers.what.select import GroupResource
@@ -111,10 +111,10 @@ class MailboxReconciler:
                 if have is None:
                     created = self._create(client, path, copy.body, name)
                     if created is not None:
-                        v.written.wrote(wkey, created)
-                elif not copy.create_only and needs_update(have, copy.body):
+                        v.written.wrote(wkey, compact(created))
+                elif not copy.create_only and needs_update(have, copy.body, copy.digest or None):
                     updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
-                    v.written.wrote(wkey, updated, replaced=have)
+                    v.written.wrote(wkey, compact(updated), replaced=have)
                     log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
             except ApiError as e:
                 if e.not_found and have is None:

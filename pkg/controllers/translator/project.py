@@ -6,11 +6,20 @@ copy the translator owns (spec decision 5): every top-level section other than `
 ``status``; the labels and annotations that come from the source; and the projected label.  Labels
 and annotations added in the mailbox only are kept.  Top-level sections removed from the source are
 removed from the copy.
+
+The translator caches copies in their :func:`compact` form: everything but the owned top-level
+sections, which are kept as one digest (:func:`owned_digest`).  :func:`needs_update` and
+:func:`update_form` take either form of an existing copy and give the same answers for both: the
+digest of a canonical JSON encoding is equal exactly when the sections are (up to a 128-bit hash
+collision), and a PUT carries the desired sections, never the existing ones.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +28,10 @@ from apis.edge.v2alpha1 import constants as api
 # metadata fields a copy carries over from its source; everything else is the server's.
 _KEPT_METADATA = ("name", "namespace", "labels", "annotations", "finalizers")
 _NOT_OWNED_TOP = ("apiVersion", "kind", "metadata", "status")
+OWNED_DIGEST = "#owned"
+"""The key of a compact copy that holds the digest of its owned sections.  Not a field name the
+server can send: the translator writes only what it read from a source in a WMW, and there a
+top-level field needs a CRD property named so."""
 
 
 def _system_key(key: str) -> bool:
@@ -51,14 +64,42 @@ def create_form(source: Mapping[str, Any], api_version: str) -> dict[str, Any]:
     return body
 
 
+def owned_digest(obj: Mapping[str, Any]) -> bytes:
+    """A digest of ``obj``'s owned top-level sections (all but apiVersion, kind, metadata and
+    status): equal for two objects exactly when those sections are equal as JSON values."""
+    if OWNED_DIGEST in obj:
+        digest: bytes = obj[OWNED_DIGEST]
+        return digest
+    sections = {k: v for k, v in obj.items() if k not in _NOT_OWNED_TOP}
+    text = json.dumps(sections, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def compact(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The form in which the translator caches an existing copy: apiVersion, kind, metadata (less
+    managedFields) and status as they are, the owned sections as their digest.  A Deployment's
+    spec, with the server's defaults, is most of its size."""
+    out: dict[str, Any] = {}
+    for key in _NOT_OWNED_TOP:
+        if key in obj:
+            value = obj[key]
+            out[key] = sys.intern(value) if key != "metadata" and isinstance(value, str) else value
+    md = out.get("metadata")
+    if isinstance(md, dict) and "managedFields" in md:
+        out["metadata"] = {k: v for k, v in md.items() if k != "managedFields"}
+    out[OWNED_DIGEST] = owned_digest(obj)
+    return out
+
+
 def owned_view(obj: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of an existing copy ``obj`` that the translator owns, given the ``desired`` form.
 
-    Two objects whose owned views are equal need no write.
+    Two objects whose owned views are equal need no write.  The top-level sections are compared
+    by digest (``obj`` may be :func:`compact`).
     """
     md = obj.get("metadata") or {}
     want_md = desired.get("metadata") or {}
-    view: dict[str, Any] = {k: v for k, v in obj.items() if k not in _NOT_OWNED_TOP}
+    view: dict[str, Any] = {OWNED_DIGEST: owned_digest(obj)}
     labels = md.get("labels") or {}
     annotations = md.get("annotations") or {}
     view["metadata.labels"] = {k: labels.get(k) for k in (want_md.get("labels") or {})}
@@ -67,22 +108,27 @@ def owned_view(obj: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, 
     return view
 
 
-def desired_view(desired: Mapping[str, Any]) -> dict[str, Any]:
+def desired_view(desired: Mapping[str, Any], digest: bytes | None = None) -> dict[str, Any]:
     want_md = desired.get("metadata") or {}
-    view: dict[str, Any] = {k: v for k, v in desired.items() if k not in _NOT_OWNED_TOP}
+    view: dict[str, Any] = {OWNED_DIGEST: digest if digest is not None else owned_digest(desired)}
     view["metadata.labels"] = dict(want_md.get("labels") or {})
     view["metadata.annotations"] = dict(want_md.get("annotations") or {})
     view["metadata.finalizers"] = want_md.get("finalizers")
     return view
 
 
-def needs_update(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    return owned_view(existing, desired) != desired_view(desired)
+def needs_update(
+    existing: Mapping[str, Any], desired: Mapping[str, Any], digest: bytes | None = None
+) -> bool:
+    """Whether ``existing`` (either form) differs from ``desired`` in what the translator owns;
+    ``digest`` is ``owned_digest(desired)`` when the caller has it already."""
+    return owned_view(existing, desired) != desired_view(desired, digest)
 
 
 def update_form(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
     """The body to PUT: the existing copy with the owned parts replaced by ``desired``'s."""
     body: dict[str, Any] = {k: copy.deepcopy(v) for k, v in existing.items() if k in _NOT_OWNED_TOP}
+    # (the owned sections, or their digest, are not taken: the desired ones replace them)
     body["apiVersion"] = desired.get("apiVersion", existing.get("apiVersion"))
     for key, value in desired.items():
         if key not in _NOT_OWNED_TOP:

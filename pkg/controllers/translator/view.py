@@ -28,6 +28,7 @@ from apis.edge.v2alpha1.listers import (
 from apis.edge.v2alpha1.naming import is_mailbox_name
 from apis.machinery.resource import group_version_path
 from pkg.controllers.translator.desired import Desired, mailbox_of
+from pkg.controllers.translator.project import compact
 from pkg.controllers.what.controller import WhatStore, WmwCaches
 from pkg.controllers.what.resolve import NAMESPACES, CopyKey
 from pkg.controllers.what.select import GroupResource, excluded
@@ -272,7 +273,9 @@ class View:
             path = _bound_path(gr, version, self.bound[gr][0])
         else:
             return None
-        inf = self.factory.informer(kcp.wildcard(self.all), path, label_selector=PROJECTED_SELECTOR)
+        inf = self.factory.informer(
+            kcp.wildcard(self.all), path, label_selector=PROJECTED_SELECTOR, transform=compact
+        )
         inf.add_event_handler(
             on_add=lambda o: self._copy_event_any(gr, o),
             on_update=lambda o, n: self._copy_event_any(gr, n),
@@ -319,7 +322,9 @@ class View:
         if found is None or version not in found.versions:
             self.discovery.invalidate(mb.client)
             return None
-        inf = self.factory.informer(mb.client, found.path(version), label_selector=PROJECTED_SELECTOR)
+        inf = self.factory.informer(
+            mb.client, found.path(version), label_selector=PROJECTED_SELECTOR, transform=compact
+        )
         inf.add_event_handler(
             on_add=lambda o: self._copy_event(name, gr, o),
             on_update=lambda o, n: self._copy_event(name, gr, n),
