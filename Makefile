@@ -65,7 +65,8 @@ demo: $(STAMP) kcp
 	$(PY) hack/demo.py $(ARGS)
 
 # Workqueue throughput, the desired-state computation (no server), then the translator at scale on
-# a private kcp (bench/scale.py, small and medium; many minutes), the reconnect after a kcp outage,
+# a private kcp (bench/scale.py, small and medium; many minutes), the reconnect after a kcp outage, a
+# new TLS connection, the memory of a cached mailbox copy (bench/copy_cache.py),
 # and, with UPSTREAM_BIN=DIR (upstream v0.14.0's binaries), upstream's translator beside ours.
 UPSTREAM_BIN ?=
 bench: $(STAMP) kcp
@@ -75,6 +76,7 @@ bench: $(STAMP) kcp
 	$(PY) -m bench.scale --size medium
 	$(PY) -m bench.reconnect
 	$(PY) -m bench.tls
+	$(PY) -m bench.copy_cache
 	$(PY) -m bench.upstream $(if $(UPSTREAM_BIN),--upstream-bin $(UPSTREAM_BIN))
 
 clean:

@@ -20,6 +20,8 @@ import copy
 import hashlib
 import json
 import sys
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,18 +77,60 @@ def owned_digest(obj: Mapping[str, Any]) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
+_UNREAD_METADATA = frozenset({"managedFields", "uid", "creationTimestamp", "generation", "selfLink"})
+"""Metadata of an existing copy that no reconcile reads and that a PUT without it keeps: the
+server takes generation, creationTimestamp and (when the body has none) uid from the stored
+object on every update."""
+
+
+class _SharedMap(dict[str, Any]):
+    """A label or annotation map shared, read-only, by every cached copy that has an equal one:
+    the copies of one source in many mailboxes have the same labels, and the copies in one
+    mailbox the same ``kcp.io/cluster`` annotation."""
+
+    __slots__ = ("__weakref__",)
+
+
+_SHARED_MAPS: weakref.WeakValueDictionary[tuple[tuple[str, Any], ...], _SharedMap] = (
+    weakref.WeakValueDictionary()
+)
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(value: Any) -> Any:
+    if not isinstance(value, dict) or not value:
+        return value
+    key = tuple(sorted(value.items()))
+    with _SHARED_LOCK:
+        found = _SHARED_MAPS.get(key)
+        if found is None:
+            found = _SharedMap(value)
+            _SHARED_MAPS[key] = found
+    return found
+
+
 def compact(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The form in which the translator caches an existing copy: apiVersion, kind, metadata (less
-    managedFields) and status as they are, the owned sections as their digest.  A Deployment's
-    spec, with the server's defaults, is most of its size."""
+    """The form in which the translator caches an existing copy: apiVersion, kind and status as
+    they are; metadata less what no reconcile reads (managedFields, uid, timestamps), with names
+    interned and label and annotation maps shared between equal ones; the owned sections as their
+    digest.  Treat it as read-only, as every cached object."""
     out: dict[str, Any] = {}
     for key in _NOT_OWNED_TOP:
         if key in obj:
             value = obj[key]
-            out[key] = sys.intern(value) if key != "metadata" and isinstance(value, str) else value
+            out[key] = sys.intern(value) if isinstance(value, str) else value
     md = out.get("metadata")
-    if isinstance(md, dict) and "managedFields" in md:
-        out["metadata"] = {k: v for k, v in md.items() if k != "managedFields"}
+    if isinstance(md, dict):
+        small: dict[str, Any] = {}
+        for key, value in md.items():
+            if key in _UNREAD_METADATA:
+                continue
+            if key in ("labels", "annotations"):
+                value = _shared(value)
+            elif key in ("name", "namespace") and isinstance(value, str):
+                value = sys.intern(value)
+            small[key] = value
+        out["metadata"] = small
     out[OWNED_DIGEST] = owned_digest(obj)
     return out
 
