@@ -1437,6 +1437,7 @@ class Bench:
 
         rv = str(vw.get(path, {"limit": 1})["metadata"]["resourceVersion"])
         before = p.writes()
+        cpu0, kcp0 = p.stats()["cpu_seconds"], self.kcp_stats().get("cpu_seconds", 0.0)
         t0 = time.monotonic()
         wc.create(f"{EDGE}/edgeplacements", placement)
         deadline = t0 + self.args.timeout
@@ -1455,6 +1456,7 @@ class Bench:
                     arrived[cluster] = time.monotonic() - t0
                 if len(arrived) == len(clusters):
                     break
+        cpu1, kcp1 = p.stats()["cpu_seconds"], self.kcp_stats().get("cpu_seconds", 0.0)
         time.sleep(self.args.quiet)
         every = diff_writes(p.writes(), before)  # the where resolver's too: its slice and status
         writes = {
@@ -1475,6 +1477,10 @@ class Bench:
             "write_ratio": sum(writes.values()) / sum(minimal.values()),
             "floor_s": floor,
             "baseline_writes_per_second": rate,
+            # until the last arrival: the controllers' CPU, and kcp's per write beside the baseline's
+            "controller_cpu_seconds": cpu1 - cpu0,
+            "kcp_cpu_ms_per_write": 1000 * (kcp1 - kcp0) / max(1, sum(writes.values())),
+            "baseline_kcp_cpu_ms_per_write": 1000 * base["kcp_cpu_seconds"] / max(1, base["writes_total"]),
         }
         log(
             f"new placement to {len(clusters)} mailboxes: p50 {lat['p50']:.2f}s, p90 {lat['p90']:.2f}s,"
@@ -1756,6 +1762,9 @@ def report(r: dict[str, Any]) -> str:
             f"{'new placement to every mailbox (K=' + str(npl['fan_out']) + ')':<44}{lat['p90']:>13.2f}s"
             f"  p90; p50 {lat['p50']:.2f}s, max {lat['max']:.2f}s; floor (its minimal writes at the"
             f" baseline's rate) {npl['floor_s']:.2f}s; write_ratio {npl['write_ratio']:.2f}",
+            f"{'  kcp CPU per write: new placement / baseline':<44}{npl['kcp_cpu_ms_per_write']:>11.1f}ms"
+            f"  / {npl['baseline_kcp_cpu_ms_per_write']:.1f} ms; controllers' CPU"
+            f" {npl['controller_cpu_seconds']:.2f}s",
         ]
     for k in sorted(set(conv["writes"]) | set(conv["minimal"])):
         lines.append(f"  {k:<40}{conv['writes'].get(k, 0):>8} / {conv['minimal'].get(k, 0)}")

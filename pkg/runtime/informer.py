@@ -847,7 +847,7 @@ InformerKey = tuple[str, str, str, str, str, str]
 informer's own transform's name or "")."""
 
 
-def _model_name(model: Callable[..., Any] | None) -> str:
+def _qualname(model: Callable[..., Any] | None) -> str:
     return "" if model is None else f"{model.__module__}.{model.__qualname__}"
 
 
@@ -858,15 +858,16 @@ def _then(first: Callable[[Any], Any] | None, second: Callable[[Any], Any]) -> C
 
 
 class SharedInformerFactory:
-    """One :class:`Informer` per (client prefix, resource path, label selector, field selector, model).
+    """One :class:`Informer` per (client prefix, path, label and field selectors, model, transform).
 
     ``informer_options`` are passed to every informer it creates (e.g. ``read_timeout``), with three
     exceptions: ``transform`` goes to dict informers only and ``model_transform`` to typed ones
     only (a transform works on one form), and ``on_decode_error`` and ``event_recorder`` (how typed
     informers report rejected objects) go to typed ones only.  An informer may have a transform of
-    its own as well, applied after the factory's; it is part of the informer's key.  Informers asked for after
-    :meth:`start` start at once; :meth:`remove` stops and forgets one (for resources that come and
-    go at run time).  A typed and a dict informer on the same collection are two informers.
+    its own as well, applied after the factory's; it is part of the informer's key.  Informers
+    asked for after :meth:`start` start at once; :meth:`remove` stops and forgets one (for
+    resources that come and go at run time).  A typed and a dict informer on the same collection
+    are two informers.
     """
 
     def __init__(self, **informer_options: Any) -> None:
@@ -895,8 +896,8 @@ class SharedInformerFactory:
             "/" + resource_path.strip("/"),
             label_selector or "",
             field_selector or "",
-            _model_name(model),
-            _model_name(transform),
+            _qualname(model),
+            _qualname(transform),
         )
 
     @overload
