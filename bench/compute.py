@@ -353,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, seconds, built, _ in rows:
         line = f"{name:<18}{seconds * 1000:>10.1f}{built:>8}{seconds / base:>8.2f}"
-        if name in dicts:
-            line += f"{dicts[name]:>10.1f}{seconds * 1000 / dicts[name]:>8.2f}"
+        if name in dicts:  # a case too quick to time at the base (0.0 ms) has no ratio
+            ratio = f"{seconds * 1000 / dicts[name]:>8.2f}" if dicts[name] > 0 else f"{'-':>8}"
+            line += f"{dicts[name]:>10.1f}{ratio}"
         print(line)
     print(f"copies in the desired state: {rows[0][3]}; 'built' = mailboxes built (scratch: all)")
     seconds, count = decode_cost(args.size, args.repeat)

@@ -1136,6 +1136,10 @@ class Bench:
             "reconciles": reconciles,
             "controller": stats,
             "kcp_cpu_seconds": kcp1.get("cpu_seconds", 0) - kcp0.get("cpu_seconds", 0),
+            # kcp's growth while the mailbox workspaces were made, per mailbox
+            "kcp_rss_bytes": [kcp0.get("rss_bytes", 0), kcp1.get("rss_bytes", 0)],
+            "kcp_rss_bytes_per_mailbox": (kcp1.get("rss_bytes", 0) - kcp0.get("rss_bytes", 0))
+            / max(1, len(self.model.locs)),
             "loadavg": os.getloadavg(),
         }
         log(f"cold start (all controllers, mailboxes created): {total:.1f}s, writes {sum(writes.values())}")
@@ -1723,7 +1727,9 @@ def report(r: dict[str, Any]) -> str:
         f"{'writes counted by kcp: translator / baseline':<44}{conv['server_writes_total']:>14}"
         f"  / {base['server_writes_total']} (client counters {conv['writes_total']}"
         f" / {base['writes_total']})",
-        f"{'cold start, all controllers, no mailboxes':<44}{cold['seconds']:>13.2f}s",
+        f"{'cold start, all controllers, no mailboxes':<44}{cold['seconds']:>13.2f}s"
+        f"  (kcp RSS {cold['kcp_rss_bytes'][0] / 2**30:.2f} -> {cold['kcp_rss_bytes'][1] / 2**30:.2f} GiB,"
+        f" {cold['kcp_rss_bytes_per_mailbox'] / 2**20:.1f} MiB per mailbox workspace)",
         f"{'writes during converge':<44}{conv['writes_total']:>14}",
         f"{'minimal writes':<44}{conv['minimal_total']:>14}",
         f"{'write_ratio':<44}{r['write_ratio']:>14.2f}  1.00",

@@ -25,10 +25,11 @@ Rules (spec decision 5):
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,12 @@ class _Contribution:
     placements: set[str] = field(default_factory=set)
 
 
+def _merged_params(
+    locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]
+) -> dict[str, str]:
+    return _params(locations, catalog)[0]
+
+
 def _params(
     locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]
 ) -> tuple[dict[str, str], set[str]]:
@@ -178,42 +185,67 @@ _BODIES: LRUCache[tuple[Any, ...], tuple[dict[str, Any], bytes]] = LRUCache(maxs
 _BODIES_LOCK = threading.Lock()
 
 
-def _copy_body(
-    obj: Mapping[str, Any], ws: Workspace, params: Mapping[str, str], api_version: str
-) -> tuple[dict[str, Any], bytes]:
-    """The customized create form of ``obj`` and its owned digest, memoized: the same source,
-    Customizer, parameters and version give the same (shared, read-only) body, so most
-    recomputations build nothing.
-    Sources and Customizers are the informers' cached dicts, which are replaced, never mutated."""
-    ref = customizer_ref(obj)
-    customizer = ws.customizers.get(ref) if ref else None
-    meta = Meta(obj)
-    cmd = customizer.metadata if customizer is not None else None
-    used = tuple(sorted(params.items())) if needs_parameters(obj, customizer) else ()
-    key = (
-        ws.cluster,
-        id(obj),  # cached objects are never mutated: the same dict is the same content
-        id(customizer),
-        meta.uid,
-        meta.resource_version,
-        ref,
-        cmd.uid if cmd else None,
-        cmd.resource_version if cmd else None,
-        used,
-        api_version,
-    )
-    cacheable = bool(meta.uid and meta.resource_version)
-    if cacheable:
-        with _BODIES_LOCK:
-            cached = _BODIES.get(key)
-        if cached is not None:
-            return cached
-    body = create_form(customize(obj, customizer, params), api_version)
-    made = (body, owned_digest(body))
-    if cacheable:
-        with _BODIES_LOCK:
-            _BODIES[key] = made
-    return made
+class _Bodies:
+    """The copies' bodies of one :func:`compute` call.
+
+    A body is the customized create form of a source with its owned digest, memoized across calls
+    (``_BODIES``): the same source, Customizer, parameters and version give the same (shared,
+    read-only) body, so most recomputations build nothing.  Sources and Customizers are the
+    informers' cached dicts, which are replaced, never mutated, so ``id(obj)`` with uid and
+    resourceVersion identifies a content.  Within a call, one source reaching many mailboxes has
+    what the key needs of it (its Customizer, whether it expands parameters) read once, and a body
+    once looked up is reused by the other mailboxes (the call holds every source it sees, so no id
+    is reused while it runs)."""
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple[str, int], tuple[tuple[Any, ...], Customizer | None, bool, bool]] = {}
+        self._made: dict[tuple[Any, ...], tuple[dict[str, Any], bytes]] = {}
+
+    def body(
+        self,
+        obj: Mapping[str, Any],
+        ws: Workspace,
+        params: Callable[[], Mapping[str, str]],
+        api_version: str,
+    ) -> tuple[dict[str, Any], bytes]:
+        """The body of ``obj`` at ``api_version``; ``params`` gives the destination's parameters,
+        asked for only when ``obj`` or its Customizer expands them."""
+        facts = self._sources.get((ws.cluster, id(obj)))
+        if facts is None:
+            ref = customizer_ref(obj)
+            customizer = ws.customizers.get(ref) if ref else None
+            meta = Meta(obj)
+            cmd = customizer.metadata if customizer is not None else None
+            base = (
+                ws.cluster,
+                id(obj),  # cached objects are never mutated: the same dict is the same content
+                id(customizer),
+                meta.uid,
+                meta.resource_version,
+                ref,
+                cmd.uid if cmd else None,
+                cmd.resource_version if cmd else None,
+            )
+            cacheable = bool(meta.uid and meta.resource_version)
+            facts = (base, customizer, needs_parameters(obj, customizer), cacheable)
+            self._sources[(ws.cluster, id(obj))] = facts
+        base, customizer, needs, cacheable = facts
+        used_params = params() if needs else {}
+        key = (*base, tuple(sorted(used_params.items())) if needs else (), api_version)
+        made = self._made.get(key)
+        if made is not None:
+            return made
+        if cacheable:
+            with _BODIES_LOCK:
+                made = _BODIES.get(key)
+        if made is None:
+            body = create_form(customize(obj, customizer, used_params), api_version)
+            made = (body, owned_digest(body))
+            if cacheable:
+                with _BODIES_LOCK:
+                    _BODIES[key] = made
+        self._made[key] = made
+        return made
 
 
 def _api_version(group: str, version: str) -> str:
@@ -330,6 +362,7 @@ def compute(
     path_of = {ws.cluster: ws.path for ws in workspaces}
     out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
     results: dict[tuple[Any, ...], _MailboxResult] = {}
+    bodies = _Bodies()
     built = 0
     unserved: dict[tuple[str, str], set[str]] = defaultdict(set)
     for mailbox in sorted(reaching):
@@ -341,7 +374,7 @@ def compute(
             fingerprint = (mailbox, tuple(through), labels)
             result = results.get(fingerprint) or memo._mailboxes.get(fingerprint)
         if result is None:
-            result = _mailbox(mailbox, reaching[mailbox], locations, path_of)
+            result = _mailbox(mailbox, reaching[mailbox], locations, path_of, bodies)
             built += 1
         if memo is not None:
             results[fingerprint] = result
@@ -392,6 +425,7 @@ def _mailbox(
     reaching: Sequence[_Reach],
     locations: Mapping[tuple[str, str], Location],
     path_of: Mapping[str, str],
+    bodies: _Bodies,
 ) -> _MailboxResult:
     """One mailbox's desired content, from the placements (and Locations) that reach it."""
     problems: list[Problem] = []
@@ -454,12 +488,17 @@ def _mailbox(
             continue
         if key not in upsync_only:
             listed.append((key, version, c.info.namespaced))
-        params, conflicts = _params(c.locations, locations)
         api_version = _api_version(key.gr.group, version)
         try:
-            body, digest = _copy_body(c.obj, by_cluster[cluster], params, api_version)
+            body, digest = bodies.body(
+                c.obj,
+                by_cluster[cluster],
+                functools.partial(_merged_params, c.locations, locations),
+                api_version,
+            )
         except CustomizeError as e:
             message = str(e)
+            conflicts = _params(c.locations, locations)[1]
             if conflicts:
                 message += f" (Locations disagree on {', '.join(sorted(conflicts))})"
             hold(
