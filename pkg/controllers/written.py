@@ -65,6 +65,24 @@ class Written:
         with self._lock:
             self._objs[key] = _Entry(False, resource_version, frozenset())
 
+    def echo(self, key: str, resource_version: str, deleted: bool = False) -> bool:
+        """An informer event on ``key`` showing ``resource_version``: whether it is the echo of our
+        own last write there (an add or update showing the version we wrote, or, ``deleted``, a
+        delete of the version we deleted).  The memory stays until :meth:`fresh` sees the cache
+        caught up (a reconcile may still hold a view older than the event), except after a delete
+        of what we wrote, somebody else's: the memory would hide that the object is gone."""
+        with self._lock:
+            entry = self._objs.get(key)
+            if entry is None or not resource_version:
+                return False
+            if deleted and entry.exists:
+                del self._objs[key]
+                return False
+            if entry.exists != (not deleted):
+                return False
+            written = resource_version_of(entry.value) if entry.exists else entry.value
+            return bool(written == resource_version)
+
     def fresh(self, key: str, cached: T | None) -> T | None:
         with self._lock:
             entry = self._objs.get(key)

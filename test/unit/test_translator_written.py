@@ -71,3 +71,26 @@ def test_a_delete_seen_by_the_cache_is_forgotten() -> None:
     assert w.fresh("k", None) is None
     cached = obj("41")
     assert w.fresh("k", cached) is cached
+
+
+def test_an_event_echoes_only_our_last_write() -> None:
+    w = Written()
+    assert not w.echo("k", "10")  # nothing written
+    w.wrote("k", obj("10"))
+    assert not w.echo("k", "11") and not w.echo("k", "") and not w.echo("other", "10")
+    w.wrote("k", obj("12"), replaced=obj("10"))
+    assert not w.echo("k", "10")  # an older write of ours is not the last
+    assert w.echo("k", "12") and w.echo("k", "12")  # the memory stays: a reconcile may lag
+    assert w.fresh("k", None)["metadata"]["resourceVersion"] == "12"
+
+    w.deleted("k", "12")
+    assert not w.echo("k", "12")  # an add or update after our delete is not ours
+    assert w.echo("k", "12", deleted=True)
+    assert w.fresh("k", obj("14"))["metadata"]["resourceVersion"] == "14"
+
+
+def test_somebody_deleting_what_we_wrote_ends_the_memory_of_it() -> None:
+    w = Written()
+    w.wrote("k", obj("10"))
+    assert not w.echo("k", "10", deleted=True)
+    assert w.fresh("k", None) is None  # the deletion is believed, not hidden by our write

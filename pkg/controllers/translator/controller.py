@@ -307,7 +307,7 @@ class Translator:
         syncer_configs.add_event_handler(
             on_add=self._the_one_changed,
             on_update=lambda o, n: self._the_one_changed(n),
-            on_delete=self._the_one_changed,
+            on_delete=lambda o: self._the_one_changed(o, deleted=True),
         )
         for ctl in (self.what_ctl, self.join_ctl, self.mailbox_ctl, self.source_ctl, self.status_ctl):
             manager.add(ctl)
@@ -353,10 +353,13 @@ class Translator:
             # costs one join per JOIN_COALESCE seconds, not one per event.
             self.join_ctl.queue.add_after(_ALL, JOIN_COALESCE)
 
-    def _the_one_changed(self, obj: SyncerConfig) -> None:
+    def _the_one_changed(self, obj: SyncerConfig, deleted: bool = False) -> None:
         if obj.metadata.name != api.THE_ONE:
             return
-        for name in self.view.mailboxes_in(cluster_of(obj)):
+        cluster = cluster_of(obj)
+        if self.view.written.echo(f"{cluster}|{api.THE_ONE}", obj.metadata.resource_version or "", deleted):
+            return  # our own write, by the reconcile that finished the mailbox
+        for name in self.view.mailboxes_in(cluster):
             self.mailbox_ctl.enqueue(name)
 
 

@@ -56,7 +56,7 @@ class MailboxReconciler:
         v.set_clean(name, cluster, False)
         want = desired.mailboxes.get(name) or MailboxDesired(name)
         mb = v.mailbox(name, cluster)
-        the_one_key = f"{cluster}|the-one"
+        the_one_key = f"{cluster}|{THE_ONE}"
         the_one = v.written.fresh(the_one_key, v.listers.syncer_configs.get(cluster, THE_ONE))
 
         # The resources to look at: those wanted now, and those `the-one` says were sent before.

@@ -133,7 +133,7 @@ class View:
         self.namespaces.add_event_handler(
             on_add=lambda o: self._copy_event_any(NAMESPACES, o),
             on_update=lambda o, n: self._copy_event_any(NAMESPACES, n),
-            on_delete=lambda o: self._copy_event_any(NAMESPACES, o),
+            on_delete=lambda o: self._copy_event_any(NAMESPACES, o, deleted=True),
         )
 
     # -- the desired snapshot ----------------------------------------------------------------------
@@ -279,17 +279,17 @@ class View:
         inf.add_event_handler(
             on_add=lambda o: self._copy_event_any(gr, o),
             on_update=lambda o, n: self._copy_event_any(gr, n),
-            on_delete=lambda o: self._copy_event_any(gr, o),
+            on_delete=lambda o: self._copy_event_any(gr, o, deleted=True),
         )
         with self._lock:
             self.shared[(gr, version)] = inf
         return inf
 
-    def _copy_event_any(self, gr: GroupResource, obj: Mapping[str, Any]) -> None:
+    def _copy_event_any(self, gr: GroupResource, obj: Mapping[str, Any], deleted: bool = False) -> None:
         with self._lock:
             name = self._mailbox_by_cluster.get(kcp.cluster_of(obj))
         if name is not None:
-            self._copy_event(name, gr, obj)
+            self._copy_event(name, gr, obj, deleted)
 
     def mailbox(self, name: str, cluster: str) -> Mailbox:
         """The mailbox's caches."""
@@ -328,7 +328,7 @@ class View:
         inf.add_event_handler(
             on_add=lambda o: self._copy_event(name, gr, o),
             on_update=lambda o, n: self._copy_event(name, gr, n),
-            on_delete=lambda o: self._copy_event(name, gr, o),
+            on_delete=lambda o: self._copy_event(name, gr, o, deleted=True),
         )
         with self._lock:
             mb.copies[(gr, version)] = inf
@@ -340,14 +340,20 @@ class View:
             mb = self._mailboxes.get(mailbox)
             return self.shared.get((gr, version)) or (mb.copies.get((gr, version)) if mb else None)
 
-    def _copy_event(self, mailbox: str, gr: GroupResource, obj: Mapping[str, Any]) -> None:
-        """A copy changed: its mailbox is reconciled, and its source when its status returns."""
-        self.queues.mailbox(mailbox)
+    def _copy_event(
+        self, mailbox: str, gr: GroupResource, obj: Mapping[str, Any], deleted: bool = False
+    ) -> None:
+        """A copy changed: its mailbox is reconciled, and its source when its status returns.  The
+        echo of our own write (the version we wrote, or the deletion we made) does not reconcile
+        the mailbox: the reconcile that wrote it finished that mailbox, or queued it again itself."""
+        meta = Meta(obj)
+        key = CopyKey(gr, meta.namespace, meta.name)
+        if not self.written.echo(f"{kcp.cluster_of(obj)}|{key}", meta.resource_version, deleted):
+            self.queues.mailbox(mailbox)
         desired = self.desired()
         if desired is None:
             return
         md = desired.mailboxes.get(mailbox)
-        key = CopyKey(gr, Meta(obj).namespace, Meta(obj).name)
         copy = md.copies.get(key) if md else None
         if copy is not None and (copy.source_cluster, key) in desired.singleton_sources:
             self.queues.source((copy.source_cluster, key))
