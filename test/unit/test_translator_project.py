@@ -441,35 +441,35 @@ def _differs_oracle(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
     return "finalizers" in want_md and md.get("finalizers") != want_md.get("finalizers")
 
 
-@given(_maps, _maps, _sections, _maps, _maps, _sections, st.booleans())
+_SERVER_SET = {"managedFields": [{"manager": "m"}], "uid": "u-1", "creationTimestamp": "t", "generation": 3}
+
+
+@st.composite
+def _copies(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """An existing copy (with the metadata a server adds) and a desired form; ``same``: the copy
+    holds what the translator owns as desired, plus what the mailbox added."""
+    want = create_form(_obj(draw(_maps), draw(_maps), sections := draw(_sections)), "v1")
+    old_labels, old_annotations, same = draw(_maps), draw(_maps), draw(st.booleans())
+    if same:
+        want_md = want["metadata"]
+        old_labels = {**old_labels, **want_md["labels"]}
+        old_annotations = {**old_annotations, **(want_md.get("annotations") or {})}
+    existing = _obj(old_labels, old_annotations, sections if same else draw(_sections))
+    existing["status"] = {"s": 1}
+    existing["metadata"].update(_SERVER_SET)
+    return existing, want, same
+
+
+@given(_copies())
 def test_the_compact_form_answers_as_the_full_one(
-    labels: dict[str, str],
-    annotations: dict[str, str],
-    sections: dict[str, Any],
-    old_labels: dict[str, str],
-    old_annotations: dict[str, str],
-    old_sections: dict[str, Any],
-    same: bool,
+    copies: tuple[dict[str, Any], dict[str, Any], bool],
 ) -> None:
     """For any existing copy and desired form: needs_update on the compact copy equals needs_update
     on the full copy, which equals the value comparison; update_form gives the same body but for
     the metadata that the server keeps on an update whatever the body says."""
-    want = create_form(_obj(labels, annotations, sections), "v1")
-    if same:  # what the translator owns as desired, plus what the mailbox added
-        want_md = want["metadata"]
-        old_labels = {**old_labels, **want_md["labels"]}
-        old_annotations = {**old_annotations, **(want_md.get("annotations") or {})}
-    existing = _obj(old_labels, old_annotations, sections if same else old_sections)
-    existing["status"] = {"s": 1}
-    server_set = {
-        "managedFields": [{"manager": "m"}],
-        "uid": "u-1",
-        "creationTimestamp": "t",
-        "generation": 3,
-    }
-    existing["metadata"].update(server_set)
+    existing, want, same = copies
     small = compact(existing)
-    assert set(small) == {*_OWNED_TOP, OWNED_DIGEST} and not set(server_set) & set(small["metadata"])
+    assert set(small) == {*_OWNED_TOP, OWNED_DIGEST} and not set(_SERVER_SET) & set(small["metadata"])
     oracle = _differs_oracle(existing, want)
     assert needs_update(existing, want) == oracle
     assert needs_update(small, want) == oracle
@@ -478,7 +478,7 @@ def test_the_compact_form_answers_as_the_full_one(
     # the same PUT, less what the server keeps from the stored object anyway
     assert update_form(small, want) == {
         **full,
-        "metadata": {k: v for k, v in full["metadata"].items() if k not in server_set},
+        "metadata": {k: v for k, v in full["metadata"].items() if k not in _SERVER_SET},
     }
     assert not needs_update(compact(full), want)
     if same:
