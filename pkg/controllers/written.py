@@ -75,13 +75,12 @@ class Written:
             entry = self._objs.get(key)
             if entry is None or not resource_version:
                 return False
-            if deleted and entry.exists:
+            if deleted and entry.exists:  # somebody deleted what we wrote
                 del self._objs[key]
                 return False
-            if entry.exists != (not deleted):
-                return False
-            written = resource_version_of(entry.value) if entry.exists else entry.value
-            return bool(written == resource_version)
+            if deleted:  # a delete: ours if we deleted this version
+                return bool(entry.value == resource_version)
+            return entry.exists and resource_version_of(entry.value) == resource_version
 
     def fresh(self, key: str, cached: T | None) -> T | None:
         with self._lock:

@@ -104,7 +104,7 @@ class Copy:
     create_only: bool
     source_cluster: str
     namespaced: bool
-    digest: bytes = b""  # owned_digest(body), computed once per shared body
+    digest: bytes  # owned_digest(body), computed once per shared body
 
 
 @dataclass(frozen=True)

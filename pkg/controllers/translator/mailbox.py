@@ -112,7 +112,7 @@ class MailboxReconciler:
                     created = self._create(client, path, copy.body, name)
                     if created is not None:
                         v.written.wrote(wkey, compact(created))
-                elif not copy.create_only and needs_update(have, copy.body, copy.digest or None):
+                elif not copy.create_only and needs_update(have, copy.body, copy.digest):
                     updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
                     v.written.wrote(wkey, compact(updated), replaced=have)
                     log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
