@@ -23,7 +23,6 @@ import os
 import ssl
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -184,54 +183,88 @@ _TLS_FILES = ("ca_certs", "ca_cert_data", "cert_file", "key_file")
 class _Resumption:
     """TLS session resumption for the connections of one context (one server).
 
-    Each new connection offers the server the session ticket of the latest connection that has
-    one (taken from the newest open connection, or kept as a connection closes), so a new watch
-    connection costs the server an abbreviated handshake (no certificate signature) instead of a
-    full one: about half of kcp's CPU per new connection here.  A server that declines the
-    ticket runs a full handshake.  Verification is unchanged: a ticket comes only from a
-    connection that this context verified, and urllib3's hostname check reads the peer
-    certificate, which a resumed session keeps.
+    Each new connection offers the server the session ticket last received on any connection of
+    this context, so a new watch connection costs the server an abbreviated handshake (no
+    certificate signature) instead of a full one: about half of kcp's CPU per new connection here.
+    A server that declines the ticket runs a full handshake.  Verification is unchanged: a ticket
+    comes only from a connection that this context verified, and urllib3's hostname check reads
+    the peer certificate, which a resumed session keeps.
+
+    A connection's session is read only by the thread reading from that connection, right after
+    its read returns (TLS 1.3 tickets arrive after the handshake and are taken in by a read).
+    Reading it from any other thread races with OpenSSL replacing the connection's session as a
+    ticket arrives: the reader may get a session whose ticket and secret do not belong together
+    (the server then refuses the handshake with ``decrypt error``) or one freed under it.  A
+    handshake that fails while offering a session forgets that session and marks the thread
+    (:meth:`refused`), so its caller may try once more with a full handshake.
     """
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._wrap = context.wrap_socket
         self._lock = threading.Lock()
-        self._latest: weakref.ref[ssl.SSLSocket] | None = None
         self._session: ssl.SSLSession | None = None
+        self._refused = threading.local()
         resumption = self
 
         class KeepingSocket(context.sslsocket_class):  # type: ignore[name-defined,misc]
-            def close(self) -> None:
-                resumption.keep(self)
-                super().close()
+            _ticket_seen = False
+
+            def read(self, *args: Any, **kwargs: Any) -> Any:
+                data = super().read(*args, **kwargs)
+                if not self._ticket_seen:
+                    self._ticket_seen = resumption.keep(self)
+                return data
 
         context.sslsocket_class = KeepingSocket
         context.wrap_socket = self.wrap_socket  # type: ignore[method-assign]
 
-    def keep(self, sock: ssl.SSLSocket) -> None:
-        """Keep ``sock``'s session if the server gave it a ticket to resume with."""
+    def keep(self, sock: ssl.SSLSocket) -> bool:
+        """Keep ``sock``'s session if the server gave it a ticket to resume with; whether it did.
+        Called only by the thread that reads from ``sock`` (see the class docstring)."""
         try:
             session = sock.session
         except (OSError, ValueError, AttributeError):
-            return
-        if session is not None and session.has_ticket:
-            with self._lock:
-                self._session = session
+            return False
+        if session is None or not session.has_ticket:
+            return False
+        with self._lock:
+            self._session = session
+        return True
 
     def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        latest = self._latest() if self._latest is not None else None
-        if latest is not None:
-            self.keep(latest)
-        with self._lock:
-            if self._session is not None and kwargs.get("session") is None:
-                kwargs["session"] = self._session
-        wrapped = self._wrap(sock, *args, **kwargs)
-        self._latest = weakref.ref(wrapped)
+        offered = None
+        if kwargs.get("session") is None:
+            with self._lock:
+                offered = self._session
+            if offered is not None:
+                kwargs["session"] = offered
+        try:
+            wrapped: ssl.SSLSocket = self._wrap(sock, *args, **kwargs)
+        except ssl.SSLError:
+            if offered is not None:
+                with self._lock:
+                    if self._session is offered:
+                        self._session = None
+                self._refused.value = True
+            raise
         return wrapped
+
+    def refused(self) -> bool:
+        """Whether this thread's last handshake failed while offering a kept session (the session
+        is forgotten by then); the question clears the answer."""
+        answer = bool(getattr(self._refused, "value", False))
+        self._refused.value = False
+        return answer
 
 
 def _pool(endpoint: Endpoint) -> urllib3.PoolManager:
-    """The official client's pool for ``endpoint``, with one TLS context for all its connections.
+    """The official client's pool for ``endpoint``, as :func:`_pool_and_resumption` builds it."""
+    return _pool_and_resumption(endpoint)[0]
+
+
+def _pool_and_resumption(endpoint: Endpoint) -> tuple[urllib3.PoolManager, _Resumption | None]:
+    """The official client's pool for ``endpoint``, with one TLS context for all its connections,
+    and that context's session resumption (None without TLS or with a context of the caller's).
 
     Given file names and no context, urllib3 builds a context for every new connection and loads
     the CA bundle and client certificate into it again (about a third of a connection's
@@ -244,7 +277,7 @@ def _pool(endpoint: Endpoint) -> urllib3.PoolManager:
     pool = RESTClientObject(endpoint.configuration).pool_manager
     kw = pool.connection_pool_kw
     if not endpoint.server.startswith("https:") or kw.get("ssl_context") is not None:
-        return pool
+        return pool, None
     context = create_urllib3_context(cert_reqs=resolve_cert_reqs(kw.get("cert_reqs")))
     if kw.get("ca_certs") or kw.get("ca_cert_data"):
         context.load_verify_locations(cafile=kw.get("ca_certs"), cadata=kw.get("ca_cert_data"))
@@ -254,9 +287,9 @@ def _pool(endpoint: Endpoint) -> urllib3.PoolManager:
         context.load_cert_chain(kw["cert_file"], kw.get("key_file"))
     for name in _TLS_FILES:
         kw.pop(name, None)
-    _Resumption(context)
+    resumption = _Resumption(context)
     kw["ssl_context"] = context
-    return pool
+    return pool, resumption
 
 
 AUTHORIZATION_TTL = 10.0
@@ -272,7 +305,7 @@ class _Transport:
     def __init__(self, endpoint: Endpoint) -> None:
         self._lock = threading.Lock()
         self.endpoint = endpoint
-        self.pool = _pool(endpoint)
+        self.pool, self.resumption = _pool_and_resumption(endpoint)
         self.generation = 0
         self._auth: str | None = None
         self._auth_until = 0.0  # monotonic time until which _auth is reused
@@ -284,7 +317,7 @@ class _Transport:
                 return
             fresh = self.endpoint.source.load()
             self.endpoint = fresh
-            self.pool = _pool(fresh)
+            self.pool, self.resumption = _pool_and_resumption(fresh)
             self._auth_until = 0.0
             self.generation += 1
             log.info("reloaded kubeconfig after 401 server=%s", fresh.server)
@@ -359,15 +392,26 @@ class RestClient:
                 headers["Content-Type"] = content_type
             if guard is not None and not guard():
                 raise FencedError(f"{method} {url} refused: this process does not hold the leader lease")
-            resp = self._t.pool.request(
-                method,
-                url,
-                body=data,
-                headers=headers,
-                timeout=timeout or DEFAULT_TIMEOUT,
-                preload_content=True,
-                retries=False,
-            )
+            resumption = self._t.resumption
+            if resumption is not None:
+                resumption.refused()  # forget an answer about an earlier request
+            try:
+                resp = self._t.pool.request(
+                    method,
+                    url,
+                    body=data,
+                    headers=headers,
+                    timeout=timeout or DEFAULT_TIMEOUT,
+                    preload_content=True,
+                    retries=False,
+                )
+            except urllib3.exceptions.SSLError:
+                # A handshake that offered a kept session failed (and forgot it): once more, with
+                # a full handshake.  No request was sent on that connection.
+                if attempt == 0 and resumption is not None and resumption.refused():
+                    log.info("TLS handshake offering a kept session failed; retrying with a full one")
+                    continue
+                raise
             if resp.status == 401 and attempt == 0 and self._t.endpoint.source is not None:
                 self._t.reload(generation)
                 continue
