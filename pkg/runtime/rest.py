@@ -195,15 +195,14 @@ class _Resumption:
     Reading it from any other thread races with OpenSSL replacing the connection's session as a
     ticket arrives: the reader may get a session whose ticket and secret do not belong together
     (the server then refuses the handshake with ``decrypt error``) or one freed under it.  A
-    handshake that fails while offering a session forgets that session and marks the thread
-    (:meth:`refused`), so its caller may try once more with a full handshake.
+    handshake that fails while offering a session forgets that session and raises
+    :class:`ResumptionRefused`, so its caller may try once more with a full handshake.
     """
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._wrap = context.wrap_socket
         self._lock = threading.Lock()
         self._session: ssl.SSLSession | None = None
-        self._refused = threading.local()
         resumption = self
 
         class KeepingSocket(context.sslsocket_class):  # type: ignore[name-defined,misc]
@@ -240,31 +239,25 @@ class _Resumption:
                 kwargs["session"] = offered
         try:
             wrapped: ssl.SSLSocket = self._wrap(sock, *args, **kwargs)
-        except ssl.SSLError:
-            if offered is not None:
-                with self._lock:
-                    if self._session is offered:
-                        self._session = None
-                self._refused.value = True
-            raise
+        except ssl.SSLError as e:
+            if offered is None:
+                raise
+            with self._lock:
+                if self._session is offered:
+                    self._session = None
+            raise ResumptionRefused(*e.args) from e
         return wrapped
 
-    def refused(self) -> bool:
-        """Whether this thread's last handshake failed while offering a kept session (the session
-        is forgotten by then); the question clears the answer."""
-        answer = bool(getattr(self._refused, "value", False))
-        self._refused.value = False
-        return answer
+
+class ResumptionRefused(ssl.SSLError):
+    """A TLS handshake that offered a kept session failed; the session is forgotten by then, so
+    the next handshake is a full one.  No request was sent on that connection.  (urllib3 raises
+    its own ``SSLError`` with this one as its first argument.)"""
 
 
 def _pool(endpoint: Endpoint) -> urllib3.PoolManager:
-    """The official client's pool for ``endpoint``, as :func:`_pool_and_resumption` builds it."""
-    return _pool_and_resumption(endpoint)[0]
-
-
-def _pool_and_resumption(endpoint: Endpoint) -> tuple[urllib3.PoolManager, _Resumption | None]:
-    """The official client's pool for ``endpoint``, with one TLS context for all its connections,
-    and that context's session resumption (None without TLS or with a context of the caller's).
+    """The official client's pool for ``endpoint``, with one TLS context for all its connections
+    (and that context's session resumption) unless it has no TLS or a context of the caller's.
 
     Given file names and no context, urllib3 builds a context for every new connection and loads
     the CA bundle and client certificate into it again (about a third of a connection's
@@ -277,7 +270,7 @@ def _pool_and_resumption(endpoint: Endpoint) -> tuple[urllib3.PoolManager, _Resu
     pool = RESTClientObject(endpoint.configuration).pool_manager
     kw = pool.connection_pool_kw
     if not endpoint.server.startswith("https:") or kw.get("ssl_context") is not None:
-        return pool, None
+        return pool
     context = create_urllib3_context(cert_reqs=resolve_cert_reqs(kw.get("cert_reqs")))
     if kw.get("ca_certs") or kw.get("ca_cert_data"):
         context.load_verify_locations(cafile=kw.get("ca_certs"), cadata=kw.get("ca_cert_data"))
@@ -287,9 +280,9 @@ def _pool_and_resumption(endpoint: Endpoint) -> tuple[urllib3.PoolManager, _Resu
         context.load_cert_chain(kw["cert_file"], kw.get("key_file"))
     for name in _TLS_FILES:
         kw.pop(name, None)
-    resumption = _Resumption(context)
+    _Resumption(context)
     kw["ssl_context"] = context
-    return pool, resumption
+    return pool
 
 
 AUTHORIZATION_TTL = 10.0
@@ -305,7 +298,7 @@ class _Transport:
     def __init__(self, endpoint: Endpoint) -> None:
         self._lock = threading.Lock()
         self.endpoint = endpoint
-        self.pool, self.resumption = _pool_and_resumption(endpoint)
+        self.pool = _pool(endpoint)
         self.generation = 0
         self._auth: str | None = None
         self._auth_until = 0.0  # monotonic time until which _auth is reused
@@ -317,7 +310,7 @@ class _Transport:
                 return
             fresh = self.endpoint.source.load()
             self.endpoint = fresh
-            self.pool, self.resumption = _pool_and_resumption(fresh)
+            self.pool = _pool(fresh)
             self._auth_until = 0.0
             self.generation += 1
             log.info("reloaded kubeconfig after 401 server=%s", fresh.server)
@@ -392,9 +385,6 @@ class RestClient:
                 headers["Content-Type"] = content_type
             if guard is not None and not guard():
                 raise FencedError(f"{method} {url} refused: this process does not hold the leader lease")
-            resumption = self._t.resumption
-            if resumption is not None:
-                resumption.refused()  # forget an answer about an earlier request
             try:
                 resp = self._t.pool.request(
                     method,
@@ -405,10 +395,10 @@ class RestClient:
                     preload_content=True,
                     retries=False,
                 )
-            except urllib3.exceptions.SSLError:
+            except urllib3.exceptions.SSLError as e:
                 # A handshake that offered a kept session failed (and forgot it): once more, with
                 # a full handshake.  No request was sent on that connection.
-                if attempt == 0 and resumption is not None and resumption.refused():
+                if attempt == 0 and e.args and isinstance(e.args[0], ResumptionRefused):
                     log.info("TLS handshake offering a kept session failed; retrying with a full one")
                     continue
                 raise

@@ -13,7 +13,7 @@ import urllib3
 import yaml
 
 from pkg.runtime.kubeconfig import KubeconfigSource
-from pkg.runtime.rest import RestClient
+from pkg.runtime.rest import RestClient, _Resumption
 from test.e2e.kcpserver import KcpServer
 
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -112,8 +112,8 @@ def test_a_refused_resumption_is_forgotten_and_the_request_sent_over_a_full_hand
     the request is sent once more over a full handshake, and the session is not offered again."""
     client = RestClient(KubeconfigSource(kubeconfig=str(kcp_server.kubeconfig)).load())
     assert client.get("/api")["kind"] == "APIVersions"
-    resumption = client._t.resumption
-    assert resumption is not None and resumption._session is not None
+    resumption = client._t.pool.connection_pool_kw["ssl_context"].wrap_socket.__self__
+    assert isinstance(resumption, _Resumption) and resumption._session is not None
     client._t.pool.clear()
     real, offered = resumption._wrap, []
 
