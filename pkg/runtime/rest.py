@@ -280,7 +280,7 @@ def _pool(endpoint: Endpoint) -> urllib3.PoolManager:
         context.load_cert_chain(kw["cert_file"], kw.get("key_file"))
     for name in _TLS_FILES:
         kw.pop(name, None)
-    _Resumption(context)
+    _Resumption(context)  # hooks the context, which keeps it alive through its wrap_socket
     kw["ssl_context"] = context
     return pool
 
