@@ -36,7 +36,7 @@ from pkg.runtime.rest import ApiError, RestClient
 log = logging.getLogger(__name__)
 
 JITTER = 1.2
-HELD, TAKEN, UNREACHABLE = "held", "taken", "unreachable"
+HELD, TAKEN, UNSURE, UNREACHABLE = "held", "taken", "unsure", "unreachable"
 
 
 @dataclass
@@ -99,15 +99,16 @@ class LeaderElector:
         return self._attempt() == HELD
 
     def _attempt(self) -> str:
-        """One round: HELD (we hold the Lease), TAKEN (someone else holds a live one) or
+        """One round: HELD (we hold the Lease), TAKEN (we read that someone else holds a live one),
+        UNSURE (the server refused our write with a conflict, so what we read was not current) or
         UNREACHABLE (the server did not answer, or refused for another reason)."""
         try:
-            return HELD if self._try() else TAKEN
+            return self._try()
         except (ApiError, urllib3.exceptions.HTTPError, OSError) as e:
             log.warning("error reaching the lease lease=%s err=%s", self.config.lease_name, e)
             return UNREACHABLE
 
-    def _try(self) -> bool:
+    def _try(self) -> str:
         cfg = self.config
         now = time.monotonic()
         try:
@@ -128,10 +129,12 @@ class LeaderElector:
             except ApiError as e:
                 if e.status != 409:
                     raise  # not an answer about who holds the Lease
+                # It exists after all: the read that said NotFound was not current (a kcp that has
+                # just started can answer from a workspace index it has not filled yet).
                 log.info("could not create lease lease=%s err=%s", cfg.lease_name, e.reason or e)
-                return False
+                return UNSURE
             self._took(created, now)
-            return True
+            return HELD
 
         spec = lease.get("spec") or {}
         if self._observed is None or self._observed.get("spec") != spec:
@@ -141,7 +144,7 @@ class LeaderElector:
         mine = holder == cfg.identity
         duration = float(spec.get("leaseDurationSeconds") or cfg.lease_duration)
         if holder and not mine and self._observed_at + duration > now:
-            return False  # someone else holds a live lease
+            return TAKEN
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
         update = {
             **lease,
@@ -152,10 +155,11 @@ class LeaderElector:
         except ApiError as e:
             if e.status != 409:
                 raise  # not an answer about who holds the Lease
+            # Someone wrote it since our read; the next read says who holds it.
             log.info("could not update lease lease=%s err=%s", cfg.lease_name, e.reason or e)
-            return False
+            return UNSURE
         self._took(updated, now)
-        return True
+        return HELD
 
     def _spec(self, transitions: int, acquire: bool) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -219,8 +223,9 @@ class LeaderElector:
 
         While the server cannot be reached nobody else can take the Lease through it either, so
         the leader keeps trying instead of giving up (the fence in :meth:`valid` already stops its
-        writes after ``renew_deadline``).  Leadership is lost when the server answers and someone
-        else holds the Lease past our deadline.
+        writes after ``renew_deadline``).  Leadership is lost only when the leader *reads* the Lease
+        held by someone else past our deadline; a write refused with a conflict (an AlreadyExists
+        after a NotFound read, as a restarting kcp answers) says nothing about the holder.
         """
         cfg = self.config
         deadline = time.monotonic() + cfg.renew_deadline

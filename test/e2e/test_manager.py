@@ -71,6 +71,40 @@ def test_release_lets_successor_lead_at_once(initialized: RestClient, wmw: str) 
     b.thread.join(5)
 
 
+class _StaleLeaseReads(RestClient):
+    """The candidate's client, whose Lease GETs can be sent to an absent Lease's name, so the real
+    server answers NotFound for a Lease that exists: what a kcp that has just restarted answers
+    for a while (its workspace index not filled yet), while its creates answer AlreadyExists."""
+
+    def __init__(self, client: RestClient) -> None:
+        self.__dict__.update(client.__dict__)
+        self.stale = threading.Event()
+
+    def get(self, path: str, params: Any = None) -> Any:
+        if self.stale.is_set() and "/leases/" in path:
+            path += "-absent"
+        return super().get(path, params)
+
+
+def test_leader_keeps_lease_through_not_found_reads_of_it(initialized: RestClient, wmw: str) -> None:
+    """A NotFound read followed by an AlreadyExists create says nothing about who holds the Lease:
+    the leader keeps leading (fenced meanwhile) and renews once reads are current again."""
+    reads = _StaleLeaseReads(kcp.cluster(initialized, wmw))
+    a = _Candidate(reads, "a", "lease3")
+    kcp.wait_for("a to lead", a.started.is_set, 20)
+    assert reads.get("/apis/coordination.k8s.io/v1/namespaces/default/leases/lease3")
+    reads.stale.set()
+    time.sleep(FAST["renew_deadline"] + 3 * FAST["retry_period"] * 1.2)
+    assert not a.stopped.is_set() and a.elector.is_leader()
+    assert not a.elector.valid()  # no renewal for longer than renew_deadline: writes are fenced
+    reads.stale.clear()
+    kcp.wait_for("a to renew", a.elector.valid, 5)
+    assert not a.stopped.is_set()
+    a.stop.set()
+    a.thread.join(5)
+    assert a.stopped.is_set()
+
+
 class _Caches:
     """Stands for the informer factory: becomes synced when told (no API server involved)."""
 
