@@ -1222,17 +1222,7 @@ class Bench:
         def begin() -> float:
             procs.append(self.translator(f"translator-{run}"))
             if profile is not None:  # sample the translator's CPU (py-spy, attached, not pausing it)
-                spies.append(
-                    subprocess.Popen(
-                        [
-                            str(Path(sys.executable).parent / "py-spy"),
-                            *("record", "--pid", str(procs[0].pid), "--format", "raw", "--function"),
-                            *("--nonblocking", "-r", "200", "-o", str(profile)),
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=(self.work / "py-spy.log").open("ab"),
-                    )
-                )
+                spies.append(self.spy(procs[0].pid, profile))
             return procs[0].t0
 
         kcp0, req0 = self.kcp_stats(), self.kcp_requests()
@@ -1288,6 +1278,19 @@ class Bench:
             f" load {os.getloadavg()[0]:.2f}"
         )
         return rec
+
+    def spy(self, pid: int, out: Path) -> subprocess.Popen[bytes]:
+        """py-spy sampling ``pid``'s CPU into ``out`` (raw format), attached and not pausing it; it
+        writes ``out`` when the process ends or when it is interrupted (SIGINT)."""
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                *("record", "--pid", str(pid), "--format", "raw", "--function"),
+                *("--nonblocking", "-r", "200", "-o", str(out)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.work / "py-spy.log").open("ab"),
+        )
 
     def restart(self) -> Proc:
         """The translator started again on the converged state (the baseline's objects, which
@@ -1432,10 +1435,17 @@ class Bench:
             cm = arrivals.objs.get(loc.cluster)
             return bool(cm and cm.get("data", {}).get("rev") == str(target.rev))
 
+        out = self.args.profile_changes
+        spy = self.spy(p.pid, out) if out is not None else None
         try:
             obj = self._series(p, "object edit", edit_object, object_shows, affected, arrivals)
         finally:
             arrivals.stop()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+        if out is not None:
+            self.result["profile_object_edits"] = {"file": str(out), **profile_top(out)}
         obj["shown_by"] = "one /clusters/* watch of the ConfigMap (the mailboxes are not read)"
         obj["minimal_writes"] = {"update configmaps": len(affected) * self.args.trials}
         obj["object"] = f"{target.namespace}/{target.name} in {m.wmw_path(target.wmw)}"
@@ -1781,6 +1791,14 @@ def _spread(rec: dict[str, Any], key: str) -> str:
     return f"({sp['min']:.2f}..{sp['max']:.2f})" if sp else ""
 
 
+def _profile_lines(prof: dict[str, Any]) -> list[str]:
+    lines = ["  top by self time:"]
+    lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_self"][:15]]
+    lines.append("  top files, inclusive:")
+    lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_files_inclusive"][:15]]
+    return lines
+
+
 def report(r: dict[str, Any]) -> str:
     w, conv, base, rs = r["workload"], r["converge"], r["baseline"], r["restart"]
     mem, cl, cold = r["memory"], r["change_latency"], r["cold_start"]
@@ -1865,10 +1883,12 @@ def report(r: dict[str, Any]) -> str:
             f"profiled converge ({prof['samples']} samples, py-spy at 200 Hz, on-CPU only;"
             f" {prof['converge']['seconds']:.2f}s, {prof['converge']['controller_cpu_seconds']:.2f} CPU-s):"
         )
-        lines.append("  top by self time:")
-        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_self"][:15]]
-        lines.append("  top files, inclusive:")
-        lines += [f"    {share * 100:5.1f}%  {name}" for name, share in prof["top_files_inclusive"][:15]]
+        lines += _profile_lines(prof)
+
+    if "profile_object_edits" in r:
+        prof = r["profile_object_edits"]
+        lines.append(f"profiled object edits ({prof['samples']} samples, py-spy at 200 Hz, on-CPU only):")
+        lines += _profile_lines(prof)
 
     def work(rec: dict[str, dict[str, float]], per: int = 1) -> str:
         parts = [
@@ -1908,6 +1928,12 @@ def parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         help="after the measured runs, one more converge sampled by py-spy into this file (raw format);"
+        " its top entries are printed",
+    )
+    p.add_argument(
+        "--profile-changes",
+        type=Path,
+        help="sample the translator by py-spy during the object-edit trials into this file (raw format);"
         " its top entries are printed",
     )
     p.add_argument(
