@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,11 +33,34 @@ class Written:
     or one we never replaced (a later write by someone else), is believed and the memory goes.
     A deletion hides exactly the deleted version.  A key holds one kind of object: dicts, or
     models of one edge kind.
+
+    A write's echo can reach the informer before the writer has the server's answer in hand (the
+    watch and the response are read by different threads): while a write to a key is in flight
+    (:meth:`writing`), :meth:`echo` defers its answer and the write's end decides, by the same
+    rule, once the written version is known.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objs: dict[str, _Entry] = {}
+        self._inflight: dict[str, list[tuple[str, bool]]] = {}  # key -> events seen meanwhile
+
+    @contextmanager
+    def writing(self, key: str, again: Callable[[], None]) -> Iterator[None]:
+        """Around one write to ``key`` (and its :meth:`wrote` or :meth:`deleted`): events on
+        ``key`` that arrive meanwhile are judged when the block ends, and ``again()`` is called
+        if one of them is not our write's echo (also when the write failed).  One writer per key
+        at a time (a key belongs to one mailbox, which one worker reconciles at a time)."""
+        with self._lock:
+            self._inflight[key] = []
+        try:
+            yield
+        finally:
+            with self._lock:
+                seen = self._inflight.pop(key, [])
+                foreign = [not self._echo(key, rv, deleted) for rv, deleted in seen]
+            if any(foreign):
+                again()
 
     def wrote(
         self,
@@ -72,15 +96,23 @@ class Written:
         caught up (a reconcile may still hold a view older than the event), except after a delete
         of what we wrote, somebody else's: the memory would hide that the object is gone."""
         with self._lock:
-            entry = self._objs.get(key)
-            if entry is None or not resource_version:
-                return False
-            if deleted and entry.exists:  # somebody deleted what we wrote
-                del self._objs[key]
-                return False
-            if deleted:  # a delete: ours if we deleted this version
-                return bool(entry.value == resource_version)
-            return entry.exists and resource_version_of(entry.value) == resource_version
+            seen = self._inflight.get(key)
+            if seen is not None and resource_version:
+                seen.append((resource_version, deleted))  # judged when the write ends
+                return True
+            return self._echo(key, resource_version, deleted)
+
+    def _echo(self, key: str, resource_version: str, deleted: bool) -> bool:
+        """:meth:`echo`'s rule; the caller holds the lock."""
+        entry = self._objs.get(key)
+        if entry is None or not resource_version:
+            return False
+        if deleted and entry.exists:  # somebody deleted what we wrote
+            del self._objs[key]
+            return False
+        if deleted:  # a delete: ours if we deleted this version
+            return bool(entry.value == resource_version)
+        return entry.exists and resource_version_of(entry.value) == resource_version
 
     def fresh(self, key: str, cached: T | None) -> T | None:
         with self._lock:

@@ -94,3 +94,49 @@ def test_somebody_deleting_what_we_wrote_ends_the_memory_of_it() -> None:
     w.wrote("k", obj("10"))
     assert not w.echo("k", "10", deleted=True)
     assert w.fresh("k", None) is None  # the deletion is believed, not hidden by our write
+
+
+def test_an_echo_that_arrives_before_the_write_returns_is_recognised_when_it_ends() -> None:
+    """The watch thread may deliver our write's event before the writer records it."""
+    w = Written()
+    calls: list[str] = []
+    w.wrote("k", obj("1"))
+    with w.writing("k", lambda: calls.append("again")):
+        assert w.echo("k", "2")  # deferred: the write's answer is not in yet
+        w.wrote("k", obj("2"), replaced=obj("1"))
+    assert calls == []  # it was the echo of the write
+    assert w.echo("k", "2")  # and after the block the rule answers at once
+
+
+def test_a_foreign_event_during_a_write_asks_for_another_reconcile() -> None:
+    w = Written()
+    calls: list[str] = []
+    with w.writing("k", lambda: calls.append("again")):
+        assert w.echo("k", "7")  # somebody else's version, seen while ours is in flight
+        w.wrote("k", obj("8"))
+    assert calls == ["again"]
+
+
+def test_a_failed_write_judges_what_arrived_meanwhile() -> None:
+    w = Written()
+    calls: list[str] = []
+    try:
+        with w.writing("k", lambda: calls.append("again")):
+            w.echo("k", "3")
+            raise RuntimeError("the write failed")
+    except RuntimeError:
+        pass
+    assert calls == ["again"]  # nothing of ours was written: the event is someone else's
+    with w.writing("k", lambda: calls.append("again")):
+        pass  # nothing arrived
+    assert calls == ["again"]
+    assert not w.echo("k", "3")  # not in flight any more: judged at once
+
+
+def test_a_delete_echo_during_the_delete_is_ours() -> None:
+    w = Written()
+    calls: list[str] = []
+    with w.writing("k", lambda: calls.append("again")):
+        assert w.echo("k", "4", deleted=True)
+        w.deleted("k", "4")
+    assert calls == []

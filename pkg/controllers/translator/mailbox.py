@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from apis.edge.v2alpha1 import GROUP, VERSION, ObjectMeta, SyncerConfig, SyncerConfigSpec
@@ -97,9 +98,11 @@ class MailboxReconciler:
                 continue
             ns = copy.key.namespace
             if copy.namespaced and not ns_exists(ns) and CopyKey(NAMESPACES, "", ns) not in want.copies:
-                created_ns = self._create(client, kube.NAMESPACES.path(), _bare_namespace(ns), name)
-                if created_ns is not None:
-                    v.written.wrote(f"{cluster}|{CopyKey(NAMESPACES, '', ns)}", created_ns)
+                ns_key = f"{cluster}|{CopyKey(NAMESPACES, '', ns)}"
+                with self._writing(ns_key, name):
+                    created_ns = self._create(client, kube.NAMESPACES.path(), _bare_namespace(ns), name)
+                    if created_ns is not None:
+                        v.written.wrote(ns_key, created_ns)
             wkey = f"{cluster}|{copy.key}"
             if copy.key.gr == NAMESPACES:
                 cached = cached_ns.get(copy.key.name)
@@ -109,12 +112,14 @@ class MailboxReconciler:
             path = collection_path(copy.key.gr, copy.api_version.rpartition("/")[2], copy.key.namespace)
             try:
                 if have is None:
-                    created = self._create(client, path, copy.body, name)
-                    if created is not None:
-                        v.written.wrote(wkey, compact(created))
+                    with self._writing(wkey, name):
+                        created = self._create(client, path, copy.body, name)
+                        if created is not None:
+                            v.written.wrote(wkey, compact(created))
                 elif not copy.create_only and needs_update(have, copy.body, copy.digest):
-                    updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
-                    v.written.wrote(wkey, compact(updated), replaced=have)
+                    with self._writing(wkey, name):
+                        updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
+                        v.written.wrote(wkey, compact(updated), replaced=have)
                     log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
             except ApiError as e:
                 if e.not_found and have is None:
@@ -156,11 +161,12 @@ class MailboxReconciler:
                     continue  # deleted already; the cache lags
                 path = collection_path(gr, version, key.namespace)
                 try:
-                    client.delete(
-                        f"{path}/{key.name}",
-                        {"preconditions": {"resourceVersion": Meta(obj).resource_version}},
-                    )
-                    v.written.deleted(wkey, Meta(obj).resource_version)
+                    with self._writing(wkey, name):
+                        client.delete(
+                            f"{path}/{key.name}",
+                            {"preconditions": {"resourceVersion": Meta(obj).resource_version}},
+                        )
+                        v.written.deleted(wkey, Meta(obj).resource_version)
                     log.log(
                         V(3), "Deleted undesired object in mailbox workspace mailbox=%s object=%s", name, key
                     )
@@ -181,29 +187,37 @@ class MailboxReconciler:
         syncer_configs = EdgeV2alpha1Client(client).syncer_configs
         if the_one is None:
             body = SyncerConfig(metadata=ObjectMeta(name=THE_ONE), spec=want.syncer_config)
-            try:
-                made: SyncerConfig | None = syncer_configs.create(body)
-            except ApiError as e:
-                if e.already_exists:
-                    made = None  # the cache will show it
-                elif e.not_found:
-                    # The mailbox does not serve SyncerConfigs yet (its bind-edge is still binding).
-                    log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
-                    return RETRY_SOON
-                else:
-                    raise
+            with self._writing(the_one_key, name):
+                try:
+                    made: SyncerConfig | None = syncer_configs.create(body)
+                except ApiError as e:
+                    if e.already_exists:
+                        made = None  # the cache will show it
+                    elif e.not_found:
+                        # The mailbox does not serve SyncerConfigs yet (its bind-edge is still binding).
+                        log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
+                        return RETRY_SOON
+                    else:
+                        raise
+                if made is not None:
+                    v.written.wrote(the_one_key, made)
             if made is not None:
-                v.written.wrote(the_one_key, made)
                 log.log(V(2), "Created SyncerConfig mailbox=%s", name)
         elif _normalized(the_one.spec) != spec:
-            updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
-            v.written.wrote(the_one_key, updated, replaced=the_one)
+            with self._writing(the_one_key, name):
+                updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
+                v.written.wrote(the_one_key, updated, replaced=the_one)
             log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
         self.reports.set_refused(name, refused, desired)
         if refused:
             return Result(requeue=True)  # rate-limited: 5 ms doubling up to 1000 s per mailbox
         v.set_clean(name, cluster, True, desired)
         return None
+
+    def _writing(self, key: str, mailbox: str) -> AbstractContextManager[None]:
+        """Around a write to ``key``: an event on it that arrives meanwhile and is not the write's
+        echo reconciles the mailbox again."""
+        return self.view.written.writing(key, lambda: self.view.queues.mailbox(mailbox))
 
     def _create(
         self, client: RestClient, path: str, body: Mapping[str, Any], mailbox: str
