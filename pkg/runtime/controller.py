@@ -216,7 +216,9 @@ class Controller(Generic[K]):
 
     def _reconcile_handler(self, key: K) -> None:
         clock = self.queue.clock
-        reconcile_id = uuid.uuid4()
+        # controller-runtime's reconcileID tags the error lines below; it is made only when one is
+        # logged: uuid4 reads os.urandom, a system call that gives up the GIL, and in a busy process
+        # each worker then waits up to a switch interval to get it back, on every reconcile.
         start = clock.now()
         try:
             result = self.reconciler(key) or Result()
@@ -228,14 +230,14 @@ class Controller(Generic[K]):
                 "Reconciler error controller=%s key=%s reconcileID=%s terminal=true",
                 self.name,
                 key,
-                reconcile_id,
+                uuid.uuid4(),
             )
         except Exception:
             self.queue.add_rate_limited(key)
             self._errors.inc()
             self._total["error"].inc()
             _log.exception(
-                "Reconciler error controller=%s key=%s reconcileID=%s", self.name, key, reconcile_id
+                "Reconciler error controller=%s key=%s reconcileID=%s", self.name, key, uuid.uuid4()
             )
         else:
             if result.requeue_after is not None and result.requeue_after > 0:
