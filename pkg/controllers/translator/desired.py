@@ -25,7 +25,6 @@ Rules (spec decision 5):
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections import defaultdict
@@ -181,6 +180,8 @@ def _params(
     return merged, conflicts
 
 
+_Params = tuple[Mapping[str, str], tuple[tuple[str, str], ...]]
+_NO_PARAMS: _Params = ({}, ())
 _BODIES: LRUCache[tuple[Any, ...], tuple[dict[str, Any], bytes]] = LRUCache(maxsize=65536)
 _BODIES_LOCK = threading.Lock()
 
@@ -200,16 +201,34 @@ class _Bodies:
     def __init__(self) -> None:
         self._sources: dict[tuple[str, int], tuple[tuple[Any, ...], Customizer | None, bool, bool]] = {}
         self._made: dict[tuple[Any, ...], tuple[dict[str, Any], bytes]] = {}
+        self._params: dict[frozenset[tuple[str, str]], _Params] = {}
+
+    def params(
+        self, locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]
+    ) -> Callable[[], _Params]:
+        """The parameters of a copy reaching its mailbox through ``locations``, with their sorted
+        items (part of a body's key), when asked for: once per set of Locations per call (the
+        catalog is one call's; every copy sent through the same Locations has the same ones)."""
+
+        def get() -> _Params:
+            key = frozenset(locations)
+            found = self._params.get(key)
+            if found is None:
+                merged = _merged_params(locations, catalog)
+                found = self._params[key] = (merged, tuple(sorted(merged.items())))
+            return found
+
+        return get
 
     def body(
         self,
         obj: Mapping[str, Any],
         ws: Workspace,
-        params: Callable[[], Mapping[str, str]],
+        params: Callable[[], _Params],
         api_version: str,
     ) -> tuple[dict[str, Any], bytes]:
-        """The body of ``obj`` at ``api_version``; ``params`` gives the destination's parameters,
-        asked for only when ``obj`` or its Customizer expands them."""
+        """The body of ``obj`` at ``api_version``; ``params`` gives the destination's parameters
+        (see :meth:`params`), asked for only when ``obj`` or its Customizer expands them."""
         facts = self._sources.get((ws.cluster, id(obj)))
         if facts is None:
             ref = customizer_ref(obj)
@@ -230,8 +249,8 @@ class _Bodies:
             facts = (base, customizer, needs_parameters(obj, customizer), cacheable)
             self._sources[(ws.cluster, id(obj))] = facts
         base, customizer, needs, cacheable = facts
-        used_params = params() if needs else {}
-        key = (*base, tuple(sorted(used_params.items())) if needs else (), api_version)
+        used_params, params_key = params() if needs else _NO_PARAMS
+        key = (*base, params_key, api_version)
         made = self._made.get(key)
         if made is not None:
             return made
@@ -493,7 +512,7 @@ def _mailbox(
             body, digest = bodies.body(
                 c.obj,
                 by_cluster[cluster],
-                functools.partial(_merged_params, c.locations, locations),
+                bodies.params(c.locations, locations),
                 api_version,
             )
         except CustomizeError as e:
