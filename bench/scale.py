@@ -1447,6 +1447,7 @@ class Bench:
         if out is not None:
             self.result["profile_object_edits"] = {"file": str(out), **profile_top(out)}
         obj["shown_by"] = "one /clusters/* watch of the ConfigMap (the mailboxes are not read)"
+        floor = self.edit_baseline(target, affected)
         obj["minimal_writes"] = {"update configmaps": len(affected) * self.args.trials}
         obj["object"] = f"{target.namespace}/{target.name} in {m.wmw_path(target.wmw)}"
 
@@ -1478,6 +1479,10 @@ class Bench:
             )
         self.result["change_latency"] = {
             "object_edit": obj,
+            "object_edit_baseline": floor,
+            "object_edit_ratio": {
+                q: obj["latency_s"][q] / max(1e-9, floor["latency_s"][q]) for q in ("p50", "p90", "p99")
+            },
             "placement_edit": edits,
             "trials": self.args.trials,
         }
@@ -1487,6 +1492,67 @@ class Bench:
                 f"{name}: p50 {lat['p50'] * 1000:.0f} ms, p90 {lat['p90'] * 1000:.0f} ms,"
                 f" p99 {lat['p99'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms"
             )
+
+    def edit_baseline(self, target: Obj, affected: list[Loc]) -> dict[str, Any]:
+        """The object edit's floor, measured after the translator's trials: this process PUTs the
+        edited copy (customized as the translator's) over the last baseline run's copy of the
+        target in every affected mailbox, with the translator's client, identity, addressing and
+        concurrency (one PUT per mailbox), and waits for it by the same watch rule; the translator
+        sees none of it (the baseline's label).  No source edit, resolution or join: only the writes
+        and their arrival."""
+        v = baseline_variant(self.args.repeat - 1)
+        ns = v.prefix + target.namespace
+        boxes = Mailboxes(self.server.client(kcp.ALLCLUSTERS_CONTEXT), self.model)
+        path = f"{target.collection(ns)}/{target.name}"
+
+        def body(loc: Loc, rev: str) -> dict[str, Any]:
+            b = target.copy_for(loc)
+            b["metadata"]["namespace"] = ns
+            labels = b["metadata"]["labels"]
+            labels[v.label] = labels.pop(PROJECTED)
+            b["data"]["rev"] = rev
+            return b
+
+        def ensure(loc: Loc) -> None:  # a --profile run's reset deleted the baseline's copies
+            c = boxes.at(loc)
+            if c.get_or_none(path) is None:
+                md = {"name": ns, "labels": {v.label: "yes"}}
+                namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": md}
+                with contextlib.suppress(ApiError):
+                    c.create("/api/v1/namespaces", namespace)
+                c.create(target.collection(ns), body(loc, "b"))
+
+        selector = f"metadata.namespace={ns},metadata.name={target.name}"
+        arrivals = Arrivals(self.admin, "/api/v1/configmaps", selector)
+        latencies: list[float] = []
+        try:
+            with ThreadPoolExecutor(self.args.concurrency) as pool:
+                list(pool.map(ensure, affected))
+                for i in range(self.args.trials):
+                    rev = f"b{i}"
+                    bodies = [(boxes.at(loc), body(loc, rev)) for loc in affected]  # before the clock
+                    t0 = time.monotonic()
+                    futures = [pool.submit(c.update, path, b) for c, b in bodies]
+
+                    def shows(loc: Loc, rev: str = rev) -> bool:
+                        cm = arrivals.objs.get(loc.cluster)
+                        return bool(cm and cm.get("data", {}).get("rev") == rev)
+
+                    latencies.append(self._watched("baseline object edit", i, t0, shows, affected, arrivals))
+                    for f in futures:
+                        f.result()
+        finally:
+            arrivals.stop()
+        lat = percentiles(latencies)
+        log(
+            f"object edit baseline (direct PUTs): p50 {lat['p50'] * 1000:.0f} ms,"
+            f" p90 {lat['p90'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms"
+        )
+        return {
+            "latency_s": lat,
+            "fan_out": len(affected),
+            "writes": {"update configmaps": len(affected) * self.args.trials},
+        }
 
     def new_placement(self, p: Proc) -> None:
         """A new EdgePlacement reaching every mailbox (the last phase: the model does not know it).
@@ -1847,6 +1913,12 @@ def report(r: dict[str, Any]) -> str:
             f" writes {sum(s['writes'].values())} / minimal "
             f"{sum(s['minimal_writes'].values())}"
         )
+    fl, ratio = cl["object_edit_baseline"]["latency_s"], cl["object_edit_ratio"]
+    lines.append(
+        f"{'object edit baseline (same PUTs, direct)':<44}{fl['p50'] * 1000:>12.0f}ms  p50; p90"
+        f" {fl['p90'] * 1000:.0f} ms, p99 {fl['p99'] * 1000:.0f} ms; translator / baseline"
+        f" p50 {ratio['p50']:.2f}, p99 {ratio['p99']:.2f}"
+    )
     lines += [
         f"{'translator CPU during converge':<44}{conv['controller_cpu_seconds']:>13.2f}s"
         f"  ({conv['cpu_ms_per_write']:.2f} ms per write; {conv['controller_cpu_seconds_at_ready'] or 0:.2f}s"
