@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,32 +203,28 @@ class _Bodies:
         self._made: dict[tuple[Any, ...], tuple[dict[str, Any], bytes]] = {}
         self._params: dict[frozenset[tuple[str, str]], _Params] = {}
 
-    def params(
-        self, locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]
-    ) -> Callable[[], _Params]:
+    def params(self, locations: set[tuple[str, str]], catalog: Mapping[tuple[str, str], Location]) -> _Params:
         """The parameters of a copy reaching its mailbox through ``locations``, with their sorted
-        items (part of a body's key), when asked for: once per set of Locations per call (the
-        catalog is one call's; every copy sent through the same Locations has the same ones)."""
-
-        def get() -> _Params:
-            key = frozenset(locations)
-            found = self._params.get(key)
-            if found is None:
-                merged = _merged_params(locations, catalog)
-                found = self._params[key] = (merged, tuple(sorted(merged.items())))
-            return found
-
-        return get
+        items (part of a body's key): merged once per set of Locations per call (the catalog is
+        one call's; every copy sent through the same Locations has the same ones)."""
+        key = frozenset(locations)
+        found = self._params.get(key)
+        if found is None:
+            merged = _merged_params(locations, catalog)
+            found = self._params[key] = (merged, tuple(sorted(merged.items())))
+        return found
 
     def body(
         self,
         obj: Mapping[str, Any],
         ws: Workspace,
-        params: Callable[[], _Params],
+        locations: set[tuple[str, str]],
+        catalog: Mapping[tuple[str, str], Location],
         api_version: str,
     ) -> tuple[dict[str, Any], bytes]:
-        """The body of ``obj`` at ``api_version``; ``params`` gives the destination's parameters
-        (see :meth:`params`), asked for only when ``obj`` or its Customizer expands them."""
+        """The body of ``obj`` at ``api_version`` for a destination reached through ``locations``
+        (of ``catalog``), whose parameters are merged only when ``obj`` or its Customizer expands
+        them."""
         facts = self._sources.get((ws.cluster, id(obj)))
         if facts is None:
             ref = customizer_ref(obj)
@@ -249,7 +245,7 @@ class _Bodies:
             facts = (base, customizer, needs_parameters(obj, customizer), cacheable)
             self._sources[(ws.cluster, id(obj))] = facts
         base, customizer, needs, cacheable = facts
-        used_params, params_key = params() if needs else _NO_PARAMS
+        used_params, params_key = self.params(locations, catalog) if needs else _NO_PARAMS
         key = (*base, params_key, api_version)
         made = self._made.get(key)
         if made is not None:
@@ -283,14 +279,21 @@ class Memo:
     identity: informers replace a cached object when it changes and never mutate it, and the memo
     holds the previous run's workspaces, so while both runs' objects are alive an id seen again is
     the same object.  Only the last run's entries are kept.
+
+    A mailbox whose inputs changed only in the objects selected (an object replaced by its
+    informer, the same keys of the same resources selected) keeps its *shape*, and is patched
+    (:func:`_patch`): only the copies of the replaced objects are built again.  That is what an
+    edit of one object costs: one copy per mailbox it reaches, not every copy of those mailboxes.
     """
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[Any, ...], int] = {}  # placement inputs -> a small int naming them
         self._next_token = 0
         self._mailboxes: dict[tuple[Any, ...], _MailboxResult] = {}
+        self._shapes: dict[tuple[Any, ...], _MailboxResult] = {}  # by shape (see compute)
         self._alive: tuple[object, ...] = ()
-        self.built = 0  # mailboxes built by the last run (the others were reused)
+        self.built = 0  # mailboxes built by the last run, in full or patched (the others were reused)
+        self.patched = 0  # of those, mailboxes patched: only the copies of changed objects built
 
     def _token(self, content: tuple[Any, ...], tokens: dict[tuple[Any, ...], int]) -> int:
         token = tokens.get(content)
@@ -302,12 +305,28 @@ class Memo:
         return token
 
 
+@dataclass(slots=True)
+class _Placed:
+    """What one key gives its mailbox: the conflicts it loses elsewhere, and its copy, or why it
+    is held back and the report of it."""
+
+    conflicts: tuple[Problem, ...]
+    copy: Copy | None = None
+    held: str | None = None
+    hold: Problem | None = None
+
+
 @dataclass
 class _MailboxResult:
     desired: MailboxDesired
     problems: list[Problem]
     winners: list[tuple[str, CopyKey]]  # (WMW cluster, key) of each copy that goes there
     unserved: list[Unserved] = field(default_factory=list)
+    # What :func:`_patch` needs to build again only the keys whose objects changed:
+    troubles: dict[CopyKey, _Placed] = field(default_factory=dict)  # keys with problems, in order
+    versions: dict[GroupResource, str | None] = field(default_factory=dict)
+    parts: list[tuple[str, Mapping[CopyKey, Any]]] = field(default_factory=list)  # per reach, in order
+    upsync: bool = False  # whether an upsync reaches the mailbox (its CRDs are then not patched)
 
 
 @dataclass
@@ -337,6 +356,7 @@ def compute(
     wheres: dict[tuple[str, str], tuple[SinglePlacement, ...]] = {}
     reaching: dict[str, list[_Reach]] = defaultdict(list)  # mailbox -> what reaches it
     fingerprints: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    shapes: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     tokens: dict[tuple[Any, ...], int] = {}
     reach: dict[tuple[str, CopyKey], set[str]] = defaultdict(set)  # (wmw, key) -> mailboxes
     singleton: set[tuple[str, CopyKey]] = set()
@@ -349,11 +369,12 @@ def compute(
                 what = resolve(p.spec, ws.path, ws.resources, ws.objects, ws.namespaces)
             compiled, parts, implicit, issues = what.compiled, what.parts, what.implicit, list(what.problems)
             placement_problems[(ws.cluster, p.name)] = issues
-            whats[(ws.cluster, p.name)] = (tuple(sorted(parts)), tuple(_json(u) for u in compiled.upsync))
+            upsync_json = tuple(_json(u) for u in compiled.upsync)
+            whats[(ws.cluster, p.name)] = (tuple(sorted(parts)), upsync_json)
             wheres[(ws.cluster, p.name)] = tuple(p.destinations)
             for issue in issues:
                 problems.append(Problem(ws.cluster, "InvalidPlacement", issue, placements=(p.name,)))
-            token = 0
+            token = shape = 0
             if memo is not None:
                 spec = p.spec.model_dump_json(exclude_unset=True) if p.spec is not None else ""
                 upsync_crd_ids = (
@@ -371,32 +392,64 @@ def compute(
                     id(p.what) if p.what is not None else None,
                 )
                 token = memo._token(content, tokens)
+                # The same without the objects' identities, with what the mailbox takes from the
+                # what instead: a mailbox whose shape is unchanged is patched (see _patch).
+                shape_content = (
+                    "shape",
+                    ws_inputs,
+                    p.name,
+                    spec,
+                    frozenset((key, info) for key, (_, info) in parts.items()),
+                    upsync_crd_ids,
+                    upsync_json,
+                )
+                shape = memo._token(shape_content, tokens)
             for d in p.destinations:
                 mailbox = mailbox_of(d)
                 reaching[mailbox].append(_Reach(ws, p, compiled, parts, d))
                 fingerprints[mailbox].append((token, d.cluster, d.location_name))
+                shapes[mailbox].append((shape, d.cluster, d.location_name))
             if compiled.want_singleton:
                 singleton.update((ws.cluster, key) for key in parts if key not in implicit)
 
     path_of = {ws.cluster: ws.path for ws in workspaces}
     out: dict[str, MailboxDesired] = {m: MailboxDesired(m) for m in mailboxes}
     results: dict[tuple[Any, ...], _MailboxResult] = {}
+    by_shape: dict[tuple[Any, ...], _MailboxResult] = {}
     bodies = _Bodies()
-    built = 0
+    built = patched = 0
+    location_values: dict[tuple[str, str], tuple[tuple[tuple[str, Any], ...], ...]] = {}
+
+    def _values(place: tuple[str, str]) -> tuple[tuple[tuple[str, Any], ...], ...]:
+        found = location_values.get(place)
+        if found is None:
+            found = location_values[place] = _location_values(locations.get(place))
+        return found
+
     unserved: dict[tuple[str, str], set[str]] = defaultdict(set)
     for mailbox in sorted(reaching):
         result = None
         fingerprint: tuple[Any, ...] = ()
+        shape_print: tuple[Any, ...] = ()
         if memo is not None:
             through = sorted(fingerprints[mailbox])
-            labels = tuple(_location_values(locations.get((c, loc))) for _, c, loc in through)
-            fingerprint = (mailbox, tuple(through), labels)
+            places = tuple(sorted({(c, loc) for _, c, loc in through}))
+            labels = tuple(_values(place) for place in places)
+            fingerprint = (mailbox, tuple(through), places, labels)
             result = results.get(fingerprint) or memo._mailboxes.get(fingerprint)
+            shape_print = (mailbox, tuple(sorted(shapes[mailbox])), places, labels)
+            before = memo._shapes.get(shape_print) if result is None else None
+            if before is not None:
+                result = _patch(before, mailbox, reaching[mailbox], locations, path_of, bodies)
+                if result is not None:
+                    built += 1
+                    patched += 1
         if result is None:
             result = _mailbox(mailbox, reaching[mailbox], locations, path_of, bodies)
             built += 1
         if memo is not None:
             results[fingerprint] = result
+            by_shape[shape_print] = result
         out[mailbox] = result.desired
         problems.extend(result.problems)
         if singleton:  # only singletons' reach is counted
@@ -409,8 +462,10 @@ def compute(
     if memo is not None:
         memo._tokens = tokens
         memo._mailboxes = results
+        memo._shapes = by_shape
         memo._alive = tuple(workspaces)
         memo.built = built
+        memo.patched = patched
     executing_counts = {k: len(reach.get(k, set())) for k in singleton}
     singleton_sources = {k: next(iter(reach[k])) for k in singleton if len(reach.get(k, set())) == 1}
     upsync_unserved = {k: sorted(v) for k, v in sorted(unserved.items())}
@@ -439,6 +494,45 @@ def _location_values(loc: Location | None) -> tuple[tuple[tuple[str, Any], ...],
     )
 
 
+def _contributions(
+    reaching: Sequence[_Reach], keys: Iterable[CopyKey] | None = None
+) -> dict[CopyKey, dict[str, _Contribution]]:
+    """Per key (of ``keys``, or all), what each WMW sending it contributes: the object of the first
+    placement of that WMW that reaches the mailbox, and what all of them say of it."""
+    entries: dict[CopyKey, dict[str, _Contribution]] = defaultdict(dict)  # key -> WMW cluster -> ...
+    wanted = None if keys is None else set(keys)
+    for r in reaching:
+        if wanted is None:
+            items: Iterable[tuple[CopyKey, tuple[Mapping[str, Any], ServedResource]]] = r.parts.items()
+        else:
+            items = [(key, r.parts[key]) for key in wanted if key in r.parts]
+        for key, (obj, info) in items:
+            c = entries[key].get(r.ws.cluster)
+            if c is None:
+                c = entries[key][r.ws.cluster] = _Contribution(obj, info)
+            c.create_only = c.create_only or create_only(obj)
+            c.locations.add((r.destination.cluster, r.destination.location_name))
+            c.placements.add(r.placement.name)
+    return entries
+
+
+def _object_ids(parts: Iterable[tuple[str, Mapping[CopyKey, Any]]]) -> dict[tuple[str, CopyKey], int]:
+    """The identity of the object that each (WMW cluster, key) contributes (as :func:`_contributions`
+    takes it: the first reach's), from the reaches' (WMW cluster, parts) in order."""
+    ids: dict[tuple[str, CopyKey], int] = {}
+    for cluster, found in parts:
+        for key, (obj, _) in found.items():
+            ids.setdefault((cluster, key), id(obj))
+    return ids
+
+
+def _ranked(by_ws: Mapping[str, _Contribution], path_of: Mapping[str, str]) -> list[str]:
+    """The WMWs sending one key, the winner first: the smallest workspace path wins."""
+    if len(by_ws) == 1:
+        return list(by_ws)
+    return sorted(by_ws, key=lambda c: (path_of[c], c))
+
+
 def _mailbox(
     mailbox: str,
     reaching: Sequence[_Reach],
@@ -447,99 +541,176 @@ def _mailbox(
     bodies: _Bodies,
 ) -> _MailboxResult:
     """One mailbox's desired content, from the placements (and Locations) that reach it."""
-    problems: list[Problem] = []
-    entries: dict[CopyKey, dict[str, _Contribution]] = defaultdict(dict)  # key -> WMW cluster -> ...
+    entries = _contributions(reaching)
     upsync: list[UpsyncSet] = []
     by_cluster: dict[str, Workspace] = {}
     for r in reaching:
         by_cluster[r.ws.cluster] = r.ws
         upsync.extend(r.compiled.upsync)
-        for key, (obj, info) in r.parts.items():
-            c = entries[key].get(r.ws.cluster)
-            if c is None:
-                c = entries[key][r.ws.cluster] = _Contribution(obj, info)
-            c.create_only = c.create_only or create_only(obj)
-            c.locations.add((r.destination.cluster, r.destination.location_name))
-            c.placements.add(r.placement.name)
     upsync_only, unserved = _add_upsync_crds(reaching, entries)
 
-    md = MailboxDesired(mailbox)
-    # Resolve cross-WMW conflicts: the smallest workspace path wins.
-    winners: dict[CopyKey, tuple[str, _Contribution]] = {}
-    for key in sorted(entries):
-        by_ws = entries[key]
-        ranked = sorted(by_ws, key=lambda c: (path_of[c], c))
-        winner = ranked[0]
-        winners[key] = (winner, by_ws[winner])
-        for loser in ranked[1:]:
-            problems.append(
-                Problem(
-                    loser,
-                    "Conflict",
-                    f"{key} is also sent to mailbox {mailbox} from {path_of[winner]}, which wins",
-                    obj=by_ws[loser].obj,
-                    placements=tuple(sorted(by_ws[loser].placements)),
-                )
-            )
+    ranked = {key: _ranked(entries[key], path_of) for key in sorted(entries)}
     # One API version per resource in this mailbox, served by every contributing WMW.
     senders: dict[GroupResource, dict[str, tuple[str, ...]]] = defaultdict(dict)
-    for key, (cluster, c) in winners.items():
-        senders[key.gr][cluster] = c.info.versions
+    for key, order in ranked.items():
+        senders[key.gr][order[0]] = entries[key][order[0]].info.versions
     versions = {gr: pick_version(list(v.values())) for gr, v in senders.items()}
 
-    def hold(key: CopyKey, cluster: str, c: _Contribution, reason: str, message: str) -> None:
-        """Hold the copy back and report why, on its source and the placements sending it."""
-        md.held[key] = reason
-        problems.append(Problem(cluster, reason, message, obj=c.obj, placements=tuple(sorted(c.placements))))
-
     listed: list[tuple[CopyKey, str, bool]] = []
-    for key in sorted(winners):
-        cluster, c = winners[key]
+    md = MailboxDesired(mailbox)
+    troubles: dict[CopyKey, _Placed] = {}
+    for key, order in ranked.items():
         version = versions[key.gr]
-        if version is None:
-            hold(
-                key,
-                cluster,
-                c,
-                "NoCommonVersion",
-                f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
-            )
-            continue
-        if key not in upsync_only:
-            listed.append((key, version, c.info.namespaced))
-        api_version = _api_version(key.gr.group, version)
-        try:
-            body, digest = bodies.body(
-                c.obj,
-                by_cluster[cluster],
-                bodies.params(c.locations, locations),
-                api_version,
-            )
-        except CustomizeError as e:
-            message = str(e)
-            conflicts = _params(c.locations, locations)[1]
-            if conflicts:
-                message += f" (Locations disagree on {', '.join(sorted(conflicts))})"
-            hold(
-                key,
-                cluster,
-                c,
-                "CustomizationFailed",
-                f"copy of {key} for mailbox {mailbox} held back: {message}",
-            )
-            continue
-        md.copies[key] = Copy(
-            key=key,
-            api_version=api_version,
-            body=body,
-            create_only=c.create_only,
-            source_cluster=cluster,
-            namespaced=c.info.namespaced,
-            digest=digest,
-        )
+        if version is not None and key not in upsync_only:
+            listed.append((key, version, entries[key][order[0]].info.namespaced))
+        placed = _place(mailbox, key, entries[key], order, version, locations, path_of, by_cluster, bodies)
+        _put(md, troubles, key, placed)
     md.syncer_config = syncer_config_spec(listed, upsync)
-    winner_keys = [(cluster, key) for key, (cluster, _) in winners.items()]
-    return _MailboxResult(md, problems, winner_keys, unserved)
+    winner_keys = [(order[0], key) for key, order in ranked.items()]
+    return _MailboxResult(
+        md,
+        _problems(troubles),
+        winner_keys,
+        unserved,
+        troubles,
+        versions,
+        [(r.ws.cluster, r.parts) for r in reaching],  # they hold the objects: no id is reused
+        bool(upsync),
+    )
+
+
+def _patch(
+    before: _MailboxResult,
+    mailbox: str,
+    reaching: Sequence[_Reach],
+    locations: Mapping[tuple[str, str], Location],
+    path_of: Mapping[str, str],
+    bodies: _Bodies,
+) -> _MailboxResult | None:
+    """The mailbox built from ``before``, a result for the same shape (the same placements through
+    the same Locations, selecting the same keys of the same resources from the same workspaces),
+    by placing again only the keys whose objects were replaced; None when that cannot be done
+    (an upsync's CRD changed).  Equal to :func:`_mailbox` of the same arguments: the listing,
+    versions, winners and upsync depend on the shape alone."""
+    parts = [(r.ws.cluster, r.parts) for r in reaching]
+    was = _object_ids(before.parts)
+    changed = {ref[1] for ref, oid in _object_ids(parts).items() if was.get(ref) != oid}
+    if before.upsync and any(key.gr == CRDS for key in changed):
+        return None  # _add_upsync_crds decides these from the CRDs themselves
+    entries = _contributions(reaching, changed)
+    by_cluster = {r.ws.cluster: r.ws for r in reaching}
+    before_md = before.desired
+    md = MailboxDesired(mailbox, before_md.syncer_config, dict(before_md.copies), dict(before_md.held))
+    troubles = dict(before.troubles)
+    reorder = False
+    for key in changed:
+        by_ws = entries[key]
+        order = _ranked(by_ws, path_of)
+        version = before.versions[key.gr]
+        md.copies.pop(key, None)
+        md.held.pop(key, None)
+        reorder = troubles.pop(key, None) is not None or reorder
+        placed = _place(mailbox, key, by_ws, order, version, locations, path_of, by_cluster, bodies)
+        reorder = _put(md, troubles, key, placed) or reorder
+    if reorder:
+        troubles = dict(sorted(troubles.items()))
+    return _MailboxResult(
+        md,
+        _problems(troubles),
+        before.winners,
+        before.unserved,
+        troubles,
+        before.versions,
+        parts,
+        before.upsync,
+    )
+
+
+def _place(
+    mailbox: str,
+    key: CopyKey,
+    by_ws: Mapping[str, _Contribution],
+    ranked: Sequence[str],
+    version: str | None,
+    locations: Mapping[tuple[str, str], Location],
+    path_of: Mapping[str, str],
+    by_cluster: Mapping[str, Workspace],
+    bodies: _Bodies,
+) -> _Placed:
+    """One key in one mailbox: the winner's copy at ``version`` (or why it is held back), and the
+    conflicts of the WMWs that lose it."""
+    cluster = ranked[0]
+    c = by_ws[cluster]
+    conflicts = (
+        ()
+        if len(ranked) == 1
+        else tuple(
+            Problem(
+                loser,
+                "Conflict",
+                f"{key} is also sent to mailbox {mailbox} from {path_of[cluster]}, which wins",
+                obj=by_ws[loser].obj,
+                placements=tuple(sorted(by_ws[loser].placements)),
+            )
+            for loser in ranked[1:]
+        )
+    )
+
+    if version is None:
+        return _held(
+            conflicts,
+            cluster,
+            c,
+            "NoCommonVersion",
+            f"no version of {key.gr} is served by every workspace sending it to {mailbox}",
+        )
+    api_version = _api_version(key.gr.group, version)
+    try:
+        body, digest = bodies.body(c.obj, by_cluster[cluster], c.locations, locations, api_version)
+    except CustomizeError as e:
+        message = str(e)
+        conflicting = _params(c.locations, locations)[1]
+        if conflicting:
+            message += f" (Locations disagree on {', '.join(sorted(conflicting))})"
+        message = f"copy of {key} for mailbox {mailbox} held back: {message}"
+        return _held(conflicts, cluster, c, "CustomizationFailed", message)
+    copy = Copy(
+        key=key,
+        api_version=api_version,
+        body=body,
+        create_only=c.create_only,
+        source_cluster=cluster,
+        namespaced=c.info.namespaced,
+        digest=digest,
+    )
+    return _Placed(conflicts, copy=copy)
+
+
+def _held(
+    conflicts: tuple[Problem, ...], cluster: str, c: _Contribution, reason: str, message: str
+) -> _Placed:
+    """Held back; reported on its source and the placements sending it."""
+    problem = Problem(cluster, reason, message, obj=c.obj, placements=tuple(sorted(c.placements)))
+    return _Placed(conflicts, held=reason, hold=problem)
+
+
+def _put(md: MailboxDesired, troubles: dict[CopyKey, _Placed], key: CopyKey, placed: _Placed) -> bool:
+    """Enter one key's placement in its mailbox; whether it has problems."""
+    if placed.copy is not None:
+        md.copies[key] = placed.copy
+    elif placed.held is not None:
+        md.held[key] = placed.held
+    if placed.conflicts or placed.hold is not None:
+        troubles[key] = placed
+        return True
+    return False
+
+
+def _problems(troubles: Mapping[CopyKey, _Placed]) -> list[Problem]:
+    """Every conflict, then every hold, each in key order (``troubles`` is in key order)."""
+    problems = [problem for p in troubles.values() for problem in p.conflicts]
+    problems += [p.hold for p in troubles.values() if p.hold is not None]
+    return problems
 
 
 def _add_upsync_crds(
