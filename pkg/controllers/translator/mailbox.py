@@ -28,7 +28,7 @@ from pkg.runtime.controller import Result
 from pkg.runtime.events import ObjectRef
 from pkg.runtime.informer import Informer
 from pkg.runtime.klog import V
-from pkg.runtime.meta import Meta
+from pkg.runtime.meta import Meta, resource_version_of
 from pkg.runtime.rest import ApiError, RestClient
 from pkg.runtime.store import make_key
 
@@ -42,6 +42,14 @@ class MailboxReconciler:
     def __init__(self, view: View, reports: Reports) -> None:
         self.view = view
         self.reports = reports
+        # Per (mailbox, logical cluster): the body each copy was last found equal to (or written
+        # from), and the resourceVersion it had.  Bodies are shared and never mutated, and a
+        # resourceVersion names one content, so the same pair needs no comparison again: an edit
+        # of one object then compares one copy per mailbox, not all of them.
+        self._verified: dict[tuple[str, str], dict[CopyKey, tuple[Mapping[str, Any], str]]] = {}
+        # Per (mailbox, logical cluster): the last `the-one` spec found equal to the desired one,
+        # with that one (specs are replaced, never mutated, in the cache and the desired state).
+        self._same_spec: dict[tuple[str, str], tuple[SyncerConfigSpec | None, SyncerConfigSpec]] = {}
 
     def reconcile(self, name: str) -> Result | None:
         v = self.view
@@ -92,10 +100,22 @@ class MailboxReconciler:
             return v.written.fresh(key, cached_ns.get(ns)) is not None
 
         refused: dict[CopyKey, str] = {}
+        verified = self._verified.setdefault((name, cluster), {})
         order = sorted(want.copies.values(), key=lambda c: (c.key.gr != NAMESPACES, c.key.gr != CRDS, c.key))
         for copy in order:
             if copy.key.gr != NAMESPACES and copy.key.gr not in informers:
                 continue
+            wkey = f"{cluster}|{copy.key}"
+            if copy.key.gr == NAMESPACES:
+                cached = cached_ns.get(copy.key.name)
+            else:
+                cached = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
+            have = v.written.fresh(wkey, cached)
+            rv = resource_version_of(have) if have is not None else ""
+            seen = verified.pop(copy.key, None)
+            if have is not None and seen is not None and seen[0] is copy.body and seen[1] == rv:
+                verified[copy.key] = seen
+                continue  # this very body was found in place at this version
             ns = copy.key.namespace
             if copy.namespaced and not ns_exists(ns) and CopyKey(NAMESPACES, "", ns) not in want.copies:
                 ns_key = f"{cluster}|{CopyKey(NAMESPACES, '', ns)}"
@@ -103,12 +123,6 @@ class MailboxReconciler:
                     created_ns = self._create(client, kube.NAMESPACES.path(), _bare_namespace(ns), name)
                     if created_ns is not None:
                         v.written.wrote(ns_key, created_ns)
-            wkey = f"{cluster}|{copy.key}"
-            if copy.key.gr == NAMESPACES:
-                cached = cached_ns.get(copy.key.name)
-            else:
-                cached = informers[copy.key.gr].get(make_key(cluster, copy.key.namespace, copy.key.name))
-            have = v.written.fresh(wkey, cached)
             path = collection_path(copy.key.gr, copy.api_version.rpartition("/")[2], copy.key.namespace)
             try:
                 if have is None:
@@ -116,11 +130,15 @@ class MailboxReconciler:
                         created = self._create(client, path, copy.body, name)
                         if created is not None:
                             v.written.wrote(wkey, compact(created))
+                            verified[copy.key] = (copy.body, resource_version_of(created))
                 elif not copy.create_only and needs_update(have, copy.body, copy.digest):
                     with self._writing(wkey, name):
                         updated = client.update(f"{path}/{copy.key.name}", update_form(have, copy.body))
                         v.written.wrote(wkey, compact(updated), replaced=have)
+                        verified[copy.key] = (copy.body, resource_version_of(updated))
                     log.log(V(3), "Updated object in mailbox workspace mailbox=%s object=%s", name, copy.key)
+                else:
+                    verified[copy.key] = (copy.body, rv)
             except ApiError as e:
                 if e.not_found and have is None:
                     # Not served (any more) although discovery said so: discover again, wait.
@@ -140,6 +158,10 @@ class MailboxReconciler:
                     copy.key.namespace,
                 )
                 v.recorder.warning(ref, "MailboxWriteRefused", refused[copy.key])
+
+        if len(verified) > len(want.copies):
+            for gone in [key for key in verified if key not in want.copies]:
+                del verified[gone]
 
         # Stale copies: projected, not wanted, not held back.  Namespaces are never deleted.
         keep = set(want.copies) | set(want.held)
@@ -180,7 +202,6 @@ class MailboxReconciler:
             return RETRY_SOON
 
         # `the-one` last: it lists what the mailbox now holds.
-        spec = syncer_config_json(want.syncer_config)
         if the_one is None and not v.discovery.serves(client, GROUP, VERSION, "syncerconfigs"):
             log.log(V(2), "waiting for SyncerConfigs to be served mailbox=%s", name)
             return RETRY_SOON  # its bind-edge is still binding
@@ -203,16 +224,26 @@ class MailboxReconciler:
                     v.written.wrote(the_one_key, made)
             if made is not None:
                 log.log(V(2), "Created SyncerConfig mailbox=%s", name)
-        elif _normalized(the_one.spec) != spec:
-            with self._writing(the_one_key, name):
-                updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
-                v.written.wrote(the_one_key, updated, replaced=the_one)
-            log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
+        elif not self._found_equal(name, cluster, the_one.spec, want.syncer_config):
+            if _normalized(the_one.spec) != syncer_config_json(want.syncer_config):
+                with self._writing(the_one_key, name):
+                    updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
+                    v.written.wrote(the_one_key, updated, replaced=the_one)
+                log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
+            else:
+                self._same_spec[(name, cluster)] = (the_one.spec, want.syncer_config)
         self.reports.set_refused(name, refused, desired)
         if refused:
             return Result(requeue=True)  # rate-limited: 5 ms doubling up to 1000 s per mailbox
         v.set_clean(name, cluster, True, desired)
         return None
+
+    def _found_equal(
+        self, name: str, cluster: str, have: SyncerConfigSpec | None, want: SyncerConfigSpec
+    ) -> bool:
+        """Whether this very pair of specs was compared and found equal before."""
+        same = self._same_spec.get((name, cluster))
+        return same is not None and same[0] is have and same[1] is want
 
     def _writing(self, key: str, mailbox: str) -> AbstractContextManager[None]:
         """Around a write to ``key``: an event on it that arrives meanwhile and is not the write's
