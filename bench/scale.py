@@ -1279,14 +1279,15 @@ class Bench:
         )
         return rec
 
-    def spy(self, pid: int, out: Path) -> subprocess.Popen[bytes]:
-        """py-spy sampling ``pid``'s CPU into ``out`` (raw format), attached and not pausing it; it
-        writes ``out`` when the process ends or when it is interrupted (SIGINT)."""
+    def spy(self, pid: int, out: Path, *, gil: bool = False) -> subprocess.Popen[bytes]:
+        """py-spy sampling ``pid``'s CPU (``gil``: only the thread holding the GIL) into ``out``
+        (raw format), attached and not pausing it; it writes ``out`` when the process ends or when
+        it is interrupted (SIGINT)."""
         return subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "py-spy"),
                 *("record", "--pid", str(pid), "--format", "raw", "--function"),
-                *("--nonblocking", "-r", "200", "-o", str(out)),
+                *("--nonblocking", "-r", "200", "-o", str(out), *(("--gil",) if gil else ())),
             ],
             stdout=subprocess.DEVNULL,
             stderr=(self.work / "py-spy.log").open("ab"),
@@ -1397,6 +1398,7 @@ class Bench:
         writes = diff_writes(p.writes(), before)
         return {
             "latency_s": percentiles(latencies),
+            "latencies_s": latencies,  # in trial order
             "fan_out": len(affected),
             "writes": writes,
             "reconciles": diff_reconciles(p.reconciles(), reconciles0),
@@ -1436,7 +1438,7 @@ class Bench:
             return bool(cm and cm.get("data", {}).get("rev") == str(target.rev))
 
         out = self.args.profile_changes
-        spy = self.spy(p.pid, out) if out is not None else None
+        spy = self.spy(p.pid, out, gil=True) if out is not None else None
         try:
             obj = self._series(p, "object edit", edit_object, object_shows, affected, arrivals)
         finally:
@@ -1550,6 +1552,7 @@ class Bench:
         )
         return {
             "latency_s": lat,
+            "latencies_s": latencies,
             "fan_out": len(affected),
             "writes": {"update configmaps": len(affected) * self.args.trials},
         }
@@ -1959,7 +1962,9 @@ def report(r: dict[str, Any]) -> str:
 
     if "profile_object_edits" in r:
         prof = r["profile_object_edits"]
-        lines.append(f"profiled object edits ({prof['samples']} samples, py-spy at 200 Hz, on-CPU only):")
+        lines.append(
+            f"profiled object edits ({prof['samples']} samples, py-spy at 200 Hz, GIL holder only):"
+        )
         lines += _profile_lines(prof)
 
     def work(rec: dict[str, dict[str, float]], per: int = 1) -> str:
@@ -2005,8 +2010,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile-changes",
         type=Path,
-        help="sample the translator by py-spy during the object-edit trials into this file (raw format);"
-        " its top entries are printed",
+        help="sample the translator's thread holding the GIL by py-spy during the object-edit trials into"
+        " this file (raw format); its top entries are printed",
     )
     p.add_argument(
         "--new-placement",
