@@ -22,7 +22,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from apis.edge.v2alpha1 import UpsyncSet
-from pkg.controllers.translator.desired import Memo, Workspace, compute
+from apis.edge.v2alpha1 import constants as api
+from pkg.controllers.translator.desired import Memo, Placement, Workspace, compute
 from pkg.controllers.what.resolve import resolve
 from test.unit.property_settings import Coverage, coverage_fixture, examples
 from test.unit.test_isolation_property import (
@@ -455,3 +456,36 @@ def test_a_what_resolved_after_its_spec_changed_is_built_again() -> None:
     assert after == compute(views, locations, mailboxes)
     upsync = after.mailboxes["imw-mb-u0"].syncer_config.upsync or []
     assert any(u.api_group == "group4.test" for u in upsync)
+
+
+def test_a_copy_given_by_two_placements_holding_different_versions_is_built_again() -> None:
+    """Two placements of one WMW select the same object and their whats are resolved one after
+    the other: a join may see the first what with the old object and the second with the new.
+    The copy takes the first one's object, but whether it is create-only comes from both, so the
+    memo must not keep it as it was."""
+    world = two_wmws()
+    spec = world.wmws[0]["placements"][0]["spec"]
+    world = _wmw(world, 0, placements=[{"name": "ep", "spec": spec}, {"name": "ep2", "spec": spec}])
+    edited = copy.deepcopy(world.wmws[0]["objects"][1])
+    edited["metadata"]["annotations"][api.DOWNSYNC_OVERWRITE_ANNOTATION] = "false"
+    new_world = _replace_object(world, 0, 1, edited)
+
+    def whats(w: World) -> list[Workspace]:
+        return resolved(inputs(w)[0])
+
+    old, new = whats(world), whats(new_world)
+    locations, mailboxes = inputs(world)[1:]
+    memo = Memo()
+    compute(old, locations, mailboxes, memo=memo)
+    ep_old, ep2_new = old[0].placements[0], new[0].placements[1]
+
+    def configmap(p: Placement) -> Any:
+        assert p.what is not None
+        return next(obj for key, (obj, _) in p.what.parts.items() if key.gr == CM)
+
+    assert configmap(ep_old) is not configmap(ep2_new)  # two versions of the ConfigMap, one each
+    mixed = [dataclasses.replace(new[0], placements=[ep_old, ep2_new]), *new[1:]]
+    got = compute(mixed, locations, mailboxes, memo=memo)
+    assert got == compute(mixed, locations, mailboxes)
+    (copy_,) = got.mailboxes["imw-mb-u0"].copies.values()
+    assert copy_.create_only

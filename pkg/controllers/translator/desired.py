@@ -516,13 +516,16 @@ def _contributions(
     return entries
 
 
-def _object_ids(parts: Iterable[tuple[str, Mapping[CopyKey, Any]]]) -> dict[tuple[str, CopyKey], int]:
-    """The identity of the object that each (WMW cluster, key) contributes (as :func:`_contributions`
-    takes it: the first reach's), from the reaches' (WMW cluster, parts) in order."""
-    ids: dict[tuple[str, CopyKey], int] = {}
+def _object_ids(parts: Iterable[tuple[str, Mapping[CopyKey, Any]]]) -> dict[tuple[str, CopyKey], list[int]]:
+    """The identities of the objects that each (WMW cluster, key) is given by, one per reach in
+    order, from the reaches' (WMW cluster, parts).  All of them, not only the first reach's (the
+    one :func:`_contributions` takes): two placements of one WMW may hold different versions of
+    an object for a while (their whats are resolved one after the other), and the later ones
+    still count in whether the copy is create-only."""
+    ids: dict[tuple[str, CopyKey], list[int]] = {}
     for cluster, found in parts:
         for key, (obj, _) in found.items():
-            ids.setdefault((cluster, key), id(obj))
+            ids.setdefault((cluster, key), []).append(id(obj))
     return ids
 
 
