@@ -1962,9 +1962,7 @@ def report(r: dict[str, Any]) -> str:
 
     if "profile_object_edits" in r:
         prof = r["profile_object_edits"]
-        lines.append(
-            f"profiled object edits ({prof['samples']} samples, py-spy at 200 Hz, GIL holder only):"
-        )
+        lines.append(f"profiled object edits ({prof['samples']} samples, py-spy at 200 Hz, GIL holder only):")
         lines += _profile_lines(prof)
 
     def work(rec: dict[str, dict[str, float]], per: int = 1) -> str:
