@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 from apis.edge.v2alpha1 import GROUP, VERSION, ObjectMeta, SyncerConfig, SyncerConfigSpec
@@ -36,20 +37,31 @@ THE_ONE = api.THE_ONE
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Checked:
+    """What one reconcile of a mailbox (in one logical cluster) found in place, so that the next
+    need not compare it again.  Bodies and specs are shared and replaced, never mutated, and a
+    resourceVersion names one content: the same pair found equal once is equal still.  An edit of
+    one object then compares one copy per mailbox, not all of them."""
+
+    cluster: str
+    # per copy: the desired body it was last found equal to (or written from), and its version then
+    copies: dict[CopyKey, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
+    # the pair of `the-one` specs (as cached, as desired) last found equal
+    spec_pair: tuple[SyncerConfigSpec | None, SyncerConfigSpec] | None = None
+
+    def found_equal(self, have: SyncerConfigSpec | None, want: SyncerConfigSpec) -> bool:
+        """Whether this very pair of specs was compared and found equal before."""
+        return self.spec_pair is not None and self.spec_pair[0] is have and self.spec_pair[1] is want
+
+
 class MailboxReconciler:
     """Reconciles one mailbox (key: its workspace name) against the view's desired snapshot."""
 
     def __init__(self, view: View, reports: Reports) -> None:
         self.view = view
         self.reports = reports
-        # Per (mailbox, logical cluster): the body each copy was last found equal to (or written
-        # from), and the resourceVersion it had.  Bodies are shared and never mutated, and a
-        # resourceVersion names one content, so the same pair needs no comparison again: an edit
-        # of one object then compares one copy per mailbox, not all of them.
-        self._verified: dict[tuple[str, str], dict[CopyKey, tuple[Mapping[str, Any], str]]] = {}
-        # Per (mailbox, logical cluster): the last `the-one` spec found equal to the desired one,
-        # with that one (specs are replaced, never mutated, in the cache and the desired state).
-        self._same_spec: dict[tuple[str, str], tuple[SyncerConfigSpec | None, SyncerConfigSpec]] = {}
+        self._checked: dict[str, _Checked] = {}  # by mailbox name, while its workspace exists
 
     def reconcile(self, name: str) -> Result | None:
         v = self.view
@@ -58,6 +70,7 @@ class MailboxReconciler:
             return None
         ws = v.mailbox_workspace(name)
         if ws is None:
+            self._checked.pop(name, None)
             return None  # not (yet) a workspace: the mailbox controller makes it, its event brings us back
         cluster = str((ws.get("spec") or {}).get("cluster") or "")
         if (ws.get("status") or {}).get("phase") != "Ready" or not cluster or Meta(ws).deleting:
@@ -100,7 +113,10 @@ class MailboxReconciler:
             return v.written.fresh(key, cached_ns.get(ns)) is not None
 
         refused: dict[CopyKey, str] = {}
-        verified = self._verified.setdefault((name, cluster), {})
+        checked = self._checked.get(name)
+        if checked is None or checked.cluster != cluster:
+            checked = self._checked[name] = _Checked(cluster)
+        verified = checked.copies
         order = sorted(want.copies.values(), key=lambda c: (c.key.gr != NAMESPACES, c.key.gr != CRDS, c.key))
         for copy in order:
             if copy.key.gr != NAMESPACES and copy.key.gr not in informers:
@@ -224,26 +240,19 @@ class MailboxReconciler:
                     v.written.wrote(the_one_key, made)
             if made is not None:
                 log.log(V(2), "Created SyncerConfig mailbox=%s", name)
-        elif not self._found_equal(name, cluster, the_one.spec, want.syncer_config):
+        elif not checked.found_equal(the_one.spec, want.syncer_config):
             if _normalized(the_one.spec) != syncer_config_json(want.syncer_config):
                 with self._writing(the_one_key, name):
                     updated = syncer_configs.update(the_one.model_copy(update={"spec": want.syncer_config}))
                     v.written.wrote(the_one_key, updated, replaced=the_one)
                 log.log(V(2), "Updated SyncerConfig mailbox=%s", name)
             else:
-                self._same_spec[(name, cluster)] = (the_one.spec, want.syncer_config)
+                checked.spec_pair = (the_one.spec, want.syncer_config)
         self.reports.set_refused(name, refused, desired)
         if refused:
             return Result(requeue=True)  # rate-limited: 5 ms doubling up to 1000 s per mailbox
         v.set_clean(name, cluster, True, desired)
         return None
-
-    def _found_equal(
-        self, name: str, cluster: str, have: SyncerConfigSpec | None, want: SyncerConfigSpec
-    ) -> bool:
-        """Whether this very pair of specs was compared and found equal before."""
-        same = self._same_spec.get((name, cluster))
-        return same is not None and same[0] is have and same[1] is want
 
     def _writing(self, key: str, mailbox: str) -> AbstractContextManager[None]:
         """Around a write to ``key``: an event on it that arrives meanwhile and is not the write's
