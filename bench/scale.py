@@ -765,6 +765,12 @@ class Arrivals:
                 with contextlib.suppress(Exception):
                     rv = self._relist()
 
+    def shows_rev(self, cluster: str, rev: str) -> bool:
+        """Whether the newest object seen in ``cluster`` holds ``data.rev`` == ``rev`` (the edits'
+        marker; call with ``cond`` held, as the waits do)."""
+        obj = self.objs.get(cluster)
+        return bool(obj and obj.get("data", {}).get("rev") == rev)
+
     def stop(self) -> None:
         self.stopped.set()
 
@@ -1434,8 +1440,7 @@ class Bench:
         arrivals = Arrivals(self.admin, "/api/v1/configmaps", selector)  # /clusters/* needs system:admin
 
         def object_shows(loc: Loc) -> bool:
-            cm = arrivals.objs.get(loc.cluster)
-            return bool(cm and cm.get("data", {}).get("rev") == str(target.rev))
+            return arrivals.shows_rev(loc.cluster, str(target.rev))
 
         out = self.args.profile_changes
         spy = self.spy(p.pid, out, gil=True) if out is not None else None
@@ -1537,8 +1542,7 @@ class Bench:
                     futures = [pool.submit(c.update, path, b) for c, b in bodies]
 
                     def shows(loc: Loc, rev: str = rev) -> bool:
-                        cm = arrivals.objs.get(loc.cluster)
-                        return bool(cm and cm.get("data", {}).get("rev") == rev)
+                        return arrivals.shows_rev(loc.cluster, rev)
 
                     latencies.append(self._watched("baseline object edit", i, t0, shows, affected, arrivals))
                     for f in futures:
