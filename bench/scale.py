@@ -1875,6 +1875,8 @@ def _profile_lines(prof: dict[str, Any]) -> list[str]:
 def report(r: dict[str, Any]) -> str:
     w, conv, base, rs = r["workload"], r["converge"], r["baseline"], r["restart"]
     mem, cl, cold = r["memory"], r["change_latency"], r["cold_start"]
+    # issue 17's targets: 1.5 at small, 1.1 at medium and beyond (more writes amortize start-up)
+    converge_target = 1.5 if r.get("size", "small") == "small" else 1.1
     lines = [
         f"workload: N={w['sync_targets']} mailboxes, W={w['wmws']} WMWs, M={w['objects']} objects "
         f"({w['customized']} customized) + {w['toggle_configmaps']} toggle ConfigMaps, P={w['placements']} "
@@ -1889,7 +1891,7 @@ def report(r: dict[str, Any]) -> str:
         f"{'baseline writer (first write -> verified)':<44}{base['seconds']:>13.2f}s  "
         + _spread(base, "seconds")
         + f"; last answer {base['last_answer_s'] or 0:.2f}s",
-        f"{'converge_ratio':<44}{r['converge_ratio']:>14.2f}  <= 1.5; per run "
+        f"{'converge_ratio':<44}{r['converge_ratio']:>14.2f}  <= {converge_target}; per run "
         + " ".join(f"{x:.2f}" for x in r["converge_ratio_runs"]),
         f"{'converge_ratio from /readyz':<44}{r['converge_ratio_after_ready']:>14.2f}  <= 1.25",
         f"{'kcp CPU: translator / baseline':<44}{r['kcp_cpu_ratio']:>14.2f}  <= 1.3"
