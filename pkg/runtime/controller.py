@@ -8,6 +8,9 @@ is being reconciled is reconciled again afterwards.  What happens after a reconc
 outcome                            queue                                      ``result`` label
 =================================  =========================================  ===================
 raises :class:`TerminalError`      nothing (logged; not retried)              ``error``
+raises a *transient* error         ``add_after`` the rate limiter's delay,    ``error``
+                                   capped at :data:`TRANSIENT_RETRY_CAP`
+                                   (logged)
 raises any other exception         ``add_rate_limited`` (logged)              ``error``
 ``Result(requeue_after=d)``, d>0   ``forget``, then ``add_after(d)``          ``requeue_after``
 ``Result(requeue=True)``           ``add_rate_limited``                       ``requeue``
@@ -15,6 +18,12 @@ raises any other exception         ``add_rate_limited`` (logged)              ``
 =================================  =========================================  ===================
 
 ``requeue_after`` wins over ``requeue``.  An exception never ends a worker.
+
+A transient error says nothing about the key: the leader fence refused the write
+(:class:`~pkg.runtime.rest.FencedError`: the lease is not renewed yet) or the server did not
+answer.  Its per-item backoff still grows from 5 ms, but never past the cap: a key that failed a
+few dozen times during a kcp outage would otherwise wait up to client-go's 1000 s after the server
+and the lease are back, while nothing else would wake it (its objects did not change).
 """
 
 from __future__ import annotations
@@ -28,12 +37,22 @@ from typing import Generic, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pkg.runtime import reachability
 from pkg.runtime.metrics import PerRegistry
+from pkg.runtime.rest import FencedError
 from pkg.runtime.workqueue import RateLimitingQueue
 
 K = TypeVar("K", bound=Hashable)
 
 _log = logging.getLogger(__name__)
+
+TRANSIENT_RETRY_CAP = 2.0
+"""The longest wait before retrying a key whose reconcile failed with a transient error."""
+
+
+def transient(err: BaseException) -> bool:
+    """Whether ``err`` is about the process's standing, not the key: fenced, or no answer."""
+    return isinstance(err, FencedError) or reachability.unreachable(err)
 
 
 @dataclass(frozen=True)
@@ -232,8 +251,12 @@ class Controller(Generic[K]):
                 key,
                 uuid.uuid4(),
             )
-        except Exception:
-            self.queue.add_rate_limited(key)
+        except Exception as err:
+            if transient(err):
+                delay = min(self.queue.rate_limiter.when(key), TRANSIENT_RETRY_CAP)
+                self.queue.add_after(key, delay)
+            else:
+                self.queue.add_rate_limited(key)
             self._errors.inc()
             self._total["error"].inc()
             _log.exception(

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pkg.runtime.clock import FakeClock
-from pkg.runtime.controller import Controller, Reconciler, Result, TerminalError
+from pkg.runtime.controller import TRANSIENT_RETRY_CAP, Controller, Reconciler, Result, TerminalError
+from pkg.runtime.rest import FencedError
 from pkg.runtime.workqueue import RateLimitingQueue
 
 
@@ -95,6 +96,49 @@ def test_error_is_retried_with_exponential_backoff() -> None:
     assert env.metric("controller_runtime_reconcile_errors_total") == 3
     assert env.total("success") == 1
     assert env.queue.num_requeues("k") == 0
+
+
+def _retried_after(err: Exception, delays: list[float]) -> None:
+    """A key failing with ``err`` once per delay is ready again exactly after each of ``delays``
+    (not a moment before), and its success then forgets the failures."""
+    calls: list[float] = []
+
+    def reconcile(key: str) -> Result:
+        calls.append(env.clock.now())
+        if len(calls) <= len(delays):
+            raise err
+        return Result()
+
+    env = Env(reconcile)
+    env.ctrl.enqueue("k")
+    env.ctrl.process_next_work_item()
+    for delay in delays:
+        env.clock.step(delay - 0.0005)
+        assert len(env.queue) == 0, f"ready before {delay} s"
+        env.clock.step(0.001)  # a margin over the clock's float sums
+        eventually(lambda: len(env.queue) == 1)
+        env.ctrl.process_next_work_item()
+    assert len(calls) == len(delays) + 1
+    assert env.queue.num_requeues("k") == 0 and env.total("success") == 1
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        FencedError("PUT x refused: this process does not hold the leader lease"),
+        ConnectionRefusedError(111, "Connection refused"),
+    ],
+    ids=["fenced", "no answer"],
+)
+def test_a_transient_error_backs_off_no_longer_than_the_cap(err: Exception) -> None:
+    """A kcp outage fails a key many times in a row (connection refused, then the closed fence
+    until the lease is renewed); its retries must keep coming within the cap afterwards."""
+    grown = [0.005 * 2.0**i for i in range(14)]  # 5 ms ... 41 s uncapped
+    _retried_after(err, [min(d, TRANSIENT_RETRY_CAP) for d in grown])
+
+
+def test_any_other_error_keeps_the_full_exponential_backoff() -> None:
+    _retried_after(RuntimeError("bad"), [0.005 * 2.0**i for i in range(12)])  # up to 10.24 s
 
 
 def test_terminal_error_is_not_requeued() -> None:
